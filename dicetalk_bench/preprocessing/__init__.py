@@ -1,0 +1,7 @@
+"""Raw MEAD / HDTF -> aligned 25 fps face clips, face tracks, audio features and Parquet manifests.
+
+Modules (one job each): :mod:`.discovery_mead` / :mod:`.discovery_hdtf` (list the raw trees),
+:mod:`.manifest` (clip records and the ``clips.parquet`` schema), :mod:`.faces` (detect + track + smooth),
+:mod:`.crop` (pure crop geometry), :mod:`.audio_features` (log-mel, Whisper states), :mod:`.whisper`
+(encoder loading), :mod:`.landmarks` (optional FAN), :mod:`.pipeline` (per-clip tasks and Dask orchestration).
+"""
