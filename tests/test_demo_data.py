@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -498,3 +499,31 @@ def test_emotions_change_pitch_tempo_and_energy_of_real_speech() -> None:
     assert len(out["sad"]) > len(out["neutral"]) > len(out["angry"])                    # tempo 0.85 / 1 / 1.1
     rms = {e: float(np.sqrt(np.mean(y**2))) for e, y in out.items()}
     assert rms["sad"] < rms["neutral"] < rms["angry"]
+
+
+def test_espeak_speech_is_real_speech() -> None:
+    """CI installs espeak-ng (.ci/run); without it this fails with the install hint instead of skipping."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed (apt-get install espeak-ng); .ci/run installs it")
+    x = speech.espeak_speech("The quick brown fox jumps over the lazy dog.")
+    assert x.dtype == np.float32 and x.ndim == 1
+    duration_s = x.size / speech.SPEECH_RATE
+    assert 1.5 < duration_s < 6.0, duration_s
+    # speech alternates loud syllables and pauses: the 20 ms frame energy varies strongly over time
+    frame = speech.SPEECH_RATE // 50
+    energy = (x[: x.size // frame * frame].reshape(-1, frame) ** 2).mean(axis=1)
+    assert energy.max() > 1e-3
+    assert (energy < 0.05 * energy.max()).mean() > 0.1
+    # and most energy is in the voice band (80 Hz - 4 kHz)
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(x.size, 1 / speech.SPEECH_RATE)
+    assert spec[(freqs > 80) & (freqs < 4000)].sum() / spec.sum() > 0.8
+
+
+def test_espeak_demo_records_engine_in_manifest(tmp_path: Path) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed (apt-get install espeak-ng); .ci/run installs it")
+    root = build_demo(tmp_path / "tts", size="test", seed=3, tts="espeak", datasets=("hdtf",))
+    man = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
+    assert man["tts"] == "espeak"
+    assert man["tts_engine"] and "eSpeak" in man["tts_engine"]
