@@ -527,3 +527,12 @@ def test_espeak_demo_records_engine_in_manifest(tmp_path: Path) -> None:
     man = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
     assert man["tts"] == "espeak"
     assert man["tts_engine"] and "eSpeak" in man["tts_engine"]
+
+
+def test_rebuild_with_same_arguments_reuses_the_tree(demo_root: Path, manifest: dict) -> None:
+    first = demo_root / manifest["files"][0]["path"]
+    mtime = first.stat().st_mtime_ns
+    assert build_demo(demo_root, size="test", seed=0) == demo_root
+    assert first.stat().st_mtime_ns == mtime  # nothing was rewritten
+    with pytest.raises(FileExistsError, match="not empty"):
+        build_demo(demo_root, size="test", seed=1)  # other arguments never overwrite an existing tree

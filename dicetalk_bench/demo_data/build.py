@@ -69,6 +69,22 @@ def _check_args(size: str, tts: str, datasets: tuple[str, ...]) -> None:
         raise ValueError(f"datasets={datasets!r}: expected a non-empty subset of {list(DATASETS)}")
 
 
+def _already_built(out: Path, *, size: str, seed: int, tts: str, datasets: tuple[str, ...]) -> bool:
+    """True when ``out`` holds a complete demo tree built with these arguments (manifest + every listed file)."""
+    try:
+        manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    if (manifest.get("seed"), manifest.get("size"), manifest.get("tts"), tuple(manifest.get("datasets", ()))) != (
+            seed, size, tts, datasets):
+        return False
+    for f in manifest.get("files", []):
+        p = out / f["path"]
+        if not p.is_file() or p.stat().st_size != f["bytes"]:
+            return False
+    return True
+
+
 def build_demo(out_dir: str | Path, *, size: Literal["test", "full"] = "test", seed: int = 0,
                tts: Literal["none", "espeak"] = "none", datasets: tuple[str, ...] = ("mead", "hdtf")) -> Path:
     """Build the demo tree under ``out_dir`` (``mead/``, ``hdtf/``, ``demo_manifest.json``); returns ``out_dir``.
@@ -82,6 +98,9 @@ def build_demo(out_dir: str | Path, *, size: Literal["test", "full"] = "test", s
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     out = Path(out_dir)
+    if _already_built(out, size=size, seed=seed, tts=tts, datasets=datasets):
+        log.info("demo data already built in %s (seed %d, size %s): reusing it", out, seed, size)
+        return out
     for d in datasets:
         existing = out / d
         if existing.exists() and any(existing.iterdir()):
