@@ -1,0 +1,162 @@
+"""Command line for the metrics: ``python -m dicetalk_bench.metrics {score,list} ...``.
+
+    python -m dicetalk_bench.metrics score --videos GEN_DIR --reference REAL_DIR --metrics fid,kid,fvd \
+        --out results.json [--weights inception-fid=PATH] [--allow-unverified] [--force-small-set] \
+        [--option fid.mode=pytorch-fid] [--option fvd.clips_per_video=4]
+    python -m dicetalk_bench.metrics list
+
+Arguments are parsed before anything heavy is imported; metrics are dispatched through
+:mod:`dicetalk_bench.metrics.registry`, so every registered metric is available here. Other subcommands
+(e.g. ``train-emotion``) can be added to ``EXTRA_COMMANDS``: name -> ``"module:function"`` taking ``argv`` (list of
+str) and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("dicetalk_bench.metrics")
+
+# name -> "module:function(argv: list[str]) -> int"; help text
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dicetalk_bench" / "metrics"
+
+
+def _parse_value(text: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    if not k or not v:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return k.strip(), v.strip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dicetalk_bench.metrics",
+                                     description="Score folders of talking-head videos.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("score", help="compute metrics on a folder of videos and write a results JSON")
+    s.add_argument("--videos", type=Path, required=True, help="folder of generated videos (clip id = file stem)")
+    s.add_argument("--reference", type=Path, help="folder of reference (real / ground-truth) videos")
+    s.add_argument("--metrics", required=True, help="comma-separated metric names (see `list`)")
+    s.add_argument("--out", type=Path, required=True, help="results JSON to write (features go beside it)")
+    s.add_argument("--weights", type=_key_value, action="append", default=[], metavar="KEY=PATH",
+                   help="explicit weights file for a registry key, e.g. inception-fid=/path/pt_inception.pth")
+    s.add_argument("--allow-unverified", action="store_true",
+                   help="accept weights whose sha256 is not the official one (results marked uncalibrated)")
+    s.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    s.add_argument("--seed", type=int, default=0, help="seed for clip offsets and KID subsets")
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--force-small-set", action="store_true",
+                   help="compute FID/FVD/KID even on sets below their minimum size (recorded in the result)")
+    s.add_argument("--cache-dir", type=Path, default=None,
+                   help=f"cache of reference-set features (default {default_cache_dir()})")
+    s.add_argument("--no-cache", action="store_true", help="do not read or write the reference-feature cache")
+    s.add_argument("--option", type=_key_value, action="append", default=[], metavar="METRIC.NAME=VALUE",
+                   help="metric option, e.g. fid.mode=pytorch-fid, fid.crop=center, fvd.backend=i3d-torchscript")
+    s.add_argument("--keep-going", action="store_true",
+                   help="if a metric fails, log it and still write the others (exit code 1)")
+    sub.add_parser("list", help="list the registered metrics")
+    for name, (_, help_text) in EXTRA_COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def _cmd_list() -> int:
+    from dicetalk_bench.metrics.registry import METRICS
+
+    for name in METRICS:
+        spec = METRICS[name]
+        direction = "higher is better" if spec.higher_is_better else "lower is better"
+        ref = ", needs --reference" if spec.needs_reference else ""
+        sys.stdout.write(f"{name:10s} {direction}{ref}: {spec.description}\n")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from dicetalk_bench.metrics.registry import MetricRegistryError, ScoreRequest, get_metric, parse_metric_list
+
+    try:
+        names = parse_metric_list(args.metrics)
+    except MetricRegistryError as exc:
+        parser.error(str(exc))
+    if not args.videos.is_dir():
+        parser.error(f"--videos {args.videos}: not a folder")
+    if args.reference is not None and not args.reference.is_dir():
+        parser.error(f"--reference {args.reference}: not a folder")
+    for n in names:
+        if get_metric(n).needs_reference and args.reference is None:
+            parser.error(f"metric {n!r} needs --reference DIR")
+    options = {k: _parse_value(v) for k, v in args.option}
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    request = ScoreRequest(videos=args.videos, reference=args.reference, weights=dict(args.weights),
+                           allow_unverified=args.allow_unverified, device=args.device, seed=args.seed,
+                           batch_size=args.batch_size, force_small_set=args.force_small_set, cache_dir=cache_dir,
+                           options=options)
+    return run_score(names, request, args.out, keep_going=args.keep_going)
+
+
+def run_score(names: list[str], request: Any, out: Path, *, keep_going: bool = False) -> int:
+    """Compute ``names`` (one registry call per metric group) and write ``out``; returns the exit code."""
+    import dataclasses
+
+    from dicetalk_bench.metrics.registry import compute_metrics, get_metric
+    from dicetalk_bench.metrics.result import save_results
+
+    results = []
+    failed: list[str] = []
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(get_metric(n).compute, []).append(n)
+    for group in groups.values():
+        try:
+            results.extend(compute_metrics(group, dataclasses.replace(request)))
+        except Exception as exc:  # one metric's failure is reported; others go on with --keep-going
+            if not keep_going:
+                raise SystemExit(f"error: metric {', '.join(group)} failed: {exc}") from exc
+            logger.error("metric %s failed: %s", ", ".join(group), exc)
+            failed.extend(group)
+    save_results(results, out)
+    for r in results:
+        cal = "" if r.calibrated else " (uncalibrated weights)"
+        logger.info("%s = %s on %d videos%s", r.key, r.value, r.n_videos, cal)
+    logger.info("wrote %s", out)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in EXTRA_COMMANDS:
+        module_name, func_name = EXTRA_COMMANDS[argv[0]][0].split(":")
+        return int(getattr(importlib.import_module(module_name), func_name)(argv[1:]) or 0)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "list":
+        return _cmd_list()
+    return _cmd_score(args, parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Registry compute functions for the face metrics: Sync-C/D, Emo-Acc, CSIM, and the paired PSNR/SSIM/LPIPS.
+
+Each ``score_*`` has the registry signature ``fn(request: ScoreRequest) -> list[MetricResult]``. Videos are listed and
+paired with :mod:`.video_set` (clip id; reference decoded at the generated fps; cut to the shorter; reference resized).
+Faces are tracked on the decoded frames with ``preprocessing.faces.track`` (option ``faces.detector``: an object with
+``detect(frame)``, replacing BlazeFace, e.g. in tests). A video that fails is recorded in ``failures`` with its reason
+and the run goes on.
+
+Options (``request.options``): ``sync.mode`` (fast | parity | original), ``emo-acc.aggregation`` (attention |
+mean-logit | majority), ``emo-acc.labels`` (JSON file clip id -> MEAD emotion; default: parsed from the clip id),
+``ssim.mode`` (gaussian | skimage-default), ``emo-acc.crop_scale`` (face crop side / larger box side, default 1.2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from dicetalk_bench.metrics.registry import CSIM, EMO_ACC, LPIPS, PSNR, SSIM, SYNC_C, SYNC_D, ScoreRequest
+from dicetalk_bench.metrics.result import MetricResult
+
+__all__ = ["score_sync", "score_emo_acc", "score_csim", "score_psnr", "score_ssim", "score_lpips",
+           "emotion_from_clip_id", "square_face_crops"]
+
+log = logging.getLogger(__name__)
+
+# MEAD file-name codes (EAT parses labels from them) and the MEAD folder names
+_MEAD_CODES = {"ang": "angry", "con": "contempt", "dis": "disgusted", "fea": "fear", "hap": "happy",
+               "neu": "neutral", "sad": "sad", "sur": "surprised"}
+
+
+def _failure(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _track(frames: np.ndarray, fps: float, request: ScoreRequest):
+    from dicetalk_bench.preprocessing import faces
+
+    return faces.track(frames, fps=fps, detector=request.option("faces", "detector"))
+
+
+# ------------------------------------------------------------------------------------------------ Sync-C / Sync-D
+def score_sync(request: ScoreRequest) -> list[MetricResult]:
+    """Sync-C and Sync-D of every video in ``request.videos`` (own audio track; no reference)."""
+    from dicetalk_bench.metrics import sync
+    from dicetalk_bench.metrics.syncnet import load_syncnet
+    from dicetalk_bench.metrics.video_set import list_videos
+    from dicetalk_bench.preprocessing.faces import NoFaceError
+
+    mode = request.option("sync", "mode", "fast")
+    if mode not in ("fast", "parity", "original"):
+        raise ValueError(f"option sync.mode={mode!r}: expected 'fast', 'parity' or 'original'")
+    model, record = load_syncnet(request.weights.get("syncnet"), allow_unverified=request.allow_unverified,
+                                 device=request.device)
+    tracks: dict[str, list[sync.SyncScores]] = {}
+    failures: dict[str, str] = {}
+    for entry in list_videos(request.videos):
+        try:
+            tracks[entry.clip_id] = [sync.score_sync_video(entry.path, model, mode=mode, device=request.device,
+                                                           detector=request.option("faces", "detector"))]
+        except NoFaceError as exc:
+            tracks[entry.clip_id] = []
+            failures[entry.clip_id] = f"no face: {exc}"
+        except Exception as exc:  # noqa: BLE001 - one failed video is recorded, the run goes on
+            log.warning("sync: %s failed: %s", entry.path, exc)
+            failures[entry.clip_id] = _failure(exc)
+    agg = sync.aggregate_sync(tracks, failures)
+    protocol = {"mode": mode, "vshift": sync.VSHIFT, "window_frames": sync.WINDOW_FRAMES,
+                "window_mfcc": sync.WINDOW_MFCC, "n_windows": "min_length - 5", "fps": sync.VIDEO_FPS,
+                "audio_rate": sync.AUDIO_RATE, "mfcc": "python_speech_features 0.6 semantics, int16 scale",
+                "crop": "syncnet_python crop_video (crop_scale 0.4, medfilt 13, pad 110, 224)",
+                "face_track": "preprocessing.faces.track on the 25 fps frames",
+                "aggregation": "longest track per video, mean over videos"}
+    extra = {"n_without_face": agg.n_without_face,
+             "offsets_frames": {k: s.offset_frames for k, s in agg.per_video.items()}}
+    value_c = None if not agg.per_video else agg.sync_c
+    value_d = None if not agg.per_video else agg.sync_d
+    return [
+        MetricResult(key=SYNC_C, value=value_c, higher_is_better=True, n_videos=agg.n_videos, protocol=protocol,
+                     extractors=(record,), per_video={k: s.confidence for k, s in agg.per_video.items()},
+                     failures=dict(agg.failures), extra=extra),
+        MetricResult(key=SYNC_D, value=value_d, higher_is_better=False, n_videos=agg.n_videos, protocol=protocol,
+                     extractors=(record,), per_video={k: s.min_dist for k, s in agg.per_video.items()},
+                     failures=dict(agg.failures), extra=extra),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ Emo-Acc
+def emotion_from_clip_id(clip_id: str) -> str | None:
+    """MEAD emotion named in a clip id: a path part or ``_``/``-``-separated token equal to a MEAD name or code."""
+    from dicetalk_bench.metrics.emotion import MEAD_EMOTIONS
+
+    found = set()
+    for token in re.split(r"[/_\-.\s]+", clip_id.lower()):
+        if token in MEAD_EMOTIONS:
+            found.add(token)
+        elif token in _MEAD_CODES:
+            found.add(_MEAD_CODES[token])
+    return found.pop() if len(found) == 1 else None
+
+
+def square_face_crops(frames: np.ndarray, boxes_xyxy: np.ndarray, scale: float = 1.2, size: int = 224) -> np.ndarray:
+    """(T, H, W, 3) frames + (T, 4) boxes -> (T, size, size, 3) square crops of side scale * larger box side
+    centred on the box (outside the frame: 0)."""
+    import cv2
+
+    out = np.zeros((len(frames), size, size, 3), np.uint8)
+    for t, (f, b) in enumerate(zip(frames, np.asarray(boxes_xyxy, np.float64))):
+        side = scale * max(b[2] - b[0], b[3] - b[1])
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+        n = max(int(round(side)), 1)
+        canvas = np.zeros((n, n, 3), np.uint8)
+        h, w = f.shape[:2]
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + n, w), min(y0 + n, h)
+        if sx1 > sx0 and sy1 > sy0:
+            canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = f[sy0:sy1, sx0:sx1]
+        out[t] = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _labels(request: ScoreRequest, clip_ids: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    path = request.option(EMO_ACC, "labels")
+    failures: dict[str, str] = {}
+    if path:
+        try:
+            given = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"option emo-acc.labels: cannot read {path} as a JSON object clip id -> emotion "
+                             f"({exc})") from exc
+        labels = {cid: str(given[cid]).lower() for cid in clip_ids if cid in given}
+        for cid in clip_ids:
+            if cid not in labels:
+                failures[cid] = f"no true emotion for clip {cid!r} in {path}"
+        return labels, failures
+    labels = {}
+    for cid in clip_ids:
+        emo = emotion_from_clip_id(cid)
+        if emo is None:
+            failures[cid] = (f"cannot tell the true emotion from clip id {cid!r}; name it (e.g. M003_angry_001) or "
+                             f"pass option emo-acc.labels=FILE.json")
+        else:
+            labels[cid] = emo
+    return labels, failures
+
+
+def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
+    """Video-level emotion accuracy of the generated videos with Emotion-FAN (EAT's MEAD-8 protocol)."""
+    from dicetalk_bench import media
+    from dicetalk_bench.metrics.emotion import load_emotion_fan, score_emotion
+    from dicetalk_bench.metrics.video_set import list_videos
+
+    aggregation = request.option(EMO_ACC, "aggregation", "attention")
+    scale = float(request.option(EMO_ACC, "crop_scale", 1.2))
+    clf, record = load_emotion_fan(request.weights.get("emotion-fan"), allow_unverified=request.allow_unverified,
+                                   device=request.device)
+    videos = list_videos(request.videos)
+    truth, failures = _labels(request, videos.clip_ids)
+    crops: dict[str, np.ndarray] = {}
+    for entry in videos:
+        if entry.clip_id not in truth:
+            continue
+        try:
+            video = media.read_video(entry.path)
+            track = _track(video.frames, video.fps, request)
+            crops[entry.clip_id] = square_face_crops(video.frames, track.boxes_xyxy, scale)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("emo-acc: %s failed: %s", entry.path, exc)
+            failures[entry.clip_id] = _failure(exc)
+    if not crops:
+        return [MetricResult(key=EMO_ACC, value=None, higher_is_better=True, n_videos=0, extractors=(record,),
+                             failures=failures)]
+    acc = score_emotion(clf, crops, {k: truth[k] for k in crops}, aggregation=aggregation)
+    failures.update(acc.failures)
+    protocol = {"classifier": "Emotion-FAN ResNet18-AT MEAD-8 (EAT)", "aggregation": aggregation,
+                "input": "square face crop (crop_scale x larger box side) -> 224, RGB [0, 1]",
+                "crop_scale": scale, "labels": request.option(EMO_ACC, "labels") or "parsed from clip id"}
+    per_video = {cid: float(acc.predictions[cid] == truth[cid]) for cid in acc.predictions}
+    return [MetricResult(key=EMO_ACC, value=acc.accuracy, higher_is_better=True, n_videos=acc.n_videos,
+                         protocol=protocol, extractors=(record,), per_video=per_video, failures=failures,
+                         extra={"per_class": dict(acc.per_class), "confusion": acc.confusion.tolist(),
+                                "predictions": dict(acc.predictions), "labels_order": list(acc.per_class)})]
+
+
+# ------------------------------------------------------------------------------------------------ paired metrics
+def _paired(request: ScoreRequest, key: str, higher: bool, per_pair: Callable[[Any], float],
+            protocol: Mapping[str, Any], extractors: tuple = ()) -> list[MetricResult]:
+    from dicetalk_bench.metrics.video_set import list_videos, pair_videos, read_pair
+
+    if request.reference is None:
+        raise ValueError(f"{key} is a paired metric: pass --reference DIR with the ground-truth videos")
+    pairing = pair_videos(list_videos(request.videos), list_videos(request.reference))
+    failures = {cid: f"no reference video with clip id {cid!r}" for cid in pairing.missing_reference}
+    per_video: dict[str, float] = {}
+    n_frames = 0
+    dropped, resized = {}, []
+    for gen, ref in pairing.pairs:
+        try:
+            pair = read_pair(gen, ref)
+            per_video[gen.clip_id] = float(per_pair(pair))
+            n_frames += len(pair.generated)
+            if pair.dropped_generated or pair.dropped_reference:
+                dropped[gen.clip_id] = [pair.dropped_generated, pair.dropped_reference]
+            if pair.resized_reference:
+                resized.append(gen.clip_id)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s: %s failed: %s", key, gen.path, exc)
+            failures[gen.clip_id] = _failure(exc)
+    value = float(np.mean(list(per_video.values()))) if per_video else None
+    return [MetricResult(key=key, value=value, higher_is_better=higher, n_videos=len(per_video), n_frames=n_frames,
+                         protocol=dict(protocol) | {"pairing": "video_set pairing rule (docs/metrics.md)",
+                                                    "aggregation": "mean over frames, then mean over videos"},
+                         extractors=extractors, per_video=per_video, failures=failures,
+                         extra={"dropped_frames": dropped, "resized_reference": resized,
+                                "unmatched_reference": list(pairing.unmatched_reference)})]
+
+
+def score_psnr(request: ScoreRequest) -> list[MetricResult]:
+    from dicetalk_bench.metrics.pixel import video_psnr
+
+    return _paired(request, PSNR, True, lambda p: video_psnr(p.generated, p.reference),
+                   {"data_range": 255, "color": "RGB", "per": "frame"})
+
+
+def score_ssim(request: ScoreRequest) -> list[MetricResult]:
+    from dicetalk_bench.metrics.pixel import video_ssim
+
+    mode = request.option(SSIM, "mode", "gaussian")
+    return _paired(request, SSIM, True, lambda p: video_ssim(p.generated, p.reference, mode),
+                   {"mode": mode, "data_range": 255, "color": "RGB channels averaged"})
+
+
+def score_lpips(request: ScoreRequest) -> list[MetricResult]:
+    from dicetalk_bench.metrics.pixel import load_lpips
+
+    metric, record = load_lpips(request.weights.get("lpips-alex"), allow_unverified=request.allow_unverified,
+                                device=request.device)
+    return _paired(request, LPIPS, False, lambda p: metric.video(p.generated, p.reference),
+                   {"net": "alex", "version": "0.1", "input": "RGB [-1, 1]"}, (record,))
+
+
+def score_csim(request: ScoreRequest) -> list[MetricResult]:
+    """CSIM: per generated video, mean cosine of ArcFace embeddings of its aligned frames to the aligned first frame
+    of its ground-truth video (the reference frame)."""
+    from dicetalk_bench.metrics.identity import align_from_track, csim, load_arcface
+
+    embedder, record = load_arcface(request.weights.get("arcface-r100"), allow_unverified=request.allow_unverified,
+                                    device=request.device)
+
+    def per_pair(pair) -> float:
+        gen_track = _track(pair.generated, pair.fps, request)
+        ref_track = _track(pair.reference[:1], pair.fps, request)
+        gen_faces = align_from_track(pair.generated, gen_track.keypoints)
+        ref_face = align_from_track(pair.reference[:1], ref_track.keypoints)[0]
+        return csim(embedder, gen_faces, ref_face)
+
+    return _paired(request, CSIM, True, per_pair,
+                   {"backbone": "arcface_torch iresnet100", "alignment": "similarity to the ArcFace 112 template "
+                    "from eyes, nose, mouth centre", "reference_frame": "first frame of the ground-truth video"},
+                   (record,))

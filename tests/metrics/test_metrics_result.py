@@ -1,0 +1,169 @@
+"""MetricResult JSON round trip, features sidecar, schema checks; the metric registry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dicetalk_bench.metrics import registry
+from dicetalk_bench.metrics.registry import MetricRegistryError, MetricSpec, ScoreRequest
+from dicetalk_bench.metrics.result import SCHEMA_VERSION, MetricResult, ResultFormatError, load_results, save_results
+
+_EXTRACTOR = {"key": "inception-fid", "file": "/x/pt.pth", "sha256": "ab" * 32, "calibrated": False,
+              "verified_by": "unverified"}
+
+
+def _result(**kw):
+    base = dict(key="fid", value=12.5, higher_is_better=False, n_videos=2, n_frames=40,
+                protocol={"resize_mode": "tf1", "raw_value": np.float64(12.5), "sizes": (1, 2)},
+                extractors=(_EXTRACTOR,), failures={"c": "no frames"},
+                features={"a": np.ones((3, 4), np.float32), "b/x": np.zeros((2, 4), np.float32)},
+                reference_features={"r": np.full((1, 4), 2.0, np.float32)})
+    base.update(kw)
+    return MetricResult(**base)
+
+
+def test_round_trip_with_features(tmp_path):
+    r1 = _result()
+    r2 = _result(key="psnr", value=30.0, higher_is_better=True, per_video={"a": 29.0, "b/x": 31.0},
+                 features=None, reference_features=None)
+    path = save_results([r1, r2], tmp_path / "out" / "res.json")
+    doc = json.loads(path.read_text())
+    assert doc["schema_version"] == SCHEMA_VERSION and len(doc["results"]) == 2
+    assert doc["results"][0]["calibrated"] is False
+    assert (tmp_path / "out" / "res.features.npz").is_file()
+    back = load_results(path)
+    assert back[0] == MetricResult.from_dict(r1.to_dict())
+    assert back[0].key == "fid" and back[0].value == 12.5 and back[0].failures == {"c": "no frames"}
+    assert back[0].protocol["sizes"] == [1, 2] and back[0].extractors[0]["sha256"] == "ab" * 32
+    np.testing.assert_array_equal(back[0].features["b/x"], r1.features["b/x"])
+    np.testing.assert_array_equal(back[0].reference_features["r"], r1.reference_features["r"])
+    assert back[1].per_video == {"a": 29.0, "b/x": 31.0} and back[1].features is None
+    assert back[1].environment["numpy"] == np.__version__
+
+
+def test_shared_feature_arrays_are_stored_once(tmp_path):
+    feats = {"a": np.ones((3, 4), np.float32)}
+    r1 = _result(features=feats, reference_features=None)
+    r2 = _result(key="kid", features=feats, reference_features=None)
+    path = save_results([r1, r2], tmp_path / "r.json")
+    with np.load(tmp_path / "r.features.npz") as z:
+        assert len(z.files) == 1
+    back = load_results(path)
+    np.testing.assert_array_equal(back[1].features["a"], feats["a"])
+
+
+def test_calibrated_only_if_every_extractor_is():
+    assert not _result().calibrated
+    ok = dict(_EXTRACTOR, calibrated=True)
+    assert _result(extractors=(ok,)).calibrated
+    assert not _result(extractors=(ok, _EXTRACTOR)).calibrated
+
+
+def test_tampered_features_file_is_refused(tmp_path):
+    path = save_results([_result()], tmp_path / "r.json")
+    np.savez(tmp_path / "r.features.npz", x=np.zeros(1))
+    with pytest.raises(ResultFormatError, match="sha256"):
+        load_results(path)
+    (tmp_path / "r.features.npz").unlink()
+    with pytest.raises(ResultFormatError, match="missing"):
+        load_results(path)
+    assert load_results(path, load_features=False)[0].features is None
+
+
+def test_schema_errors(tmp_path):
+    p = tmp_path / "r.json"
+    with pytest.raises(ResultFormatError, match="does not exist"):
+        load_results(p)
+    p.write_text("{not json")
+    with pytest.raises(ResultFormatError, match="not valid JSON"):
+        load_results(p)
+    p.write_text(json.dumps({"schema": "other"}))
+    with pytest.raises(ResultFormatError, match="not a"):
+        load_results(p)
+    d = _result(features=None, reference_features=None).to_dict()
+    p.write_text(json.dumps({"schema": "dicetalk_bench.metric_results", "schema_version": 99, "results": [d]}))
+    with pytest.raises(ResultFormatError, match="schema_version 99"):
+        load_results(p)
+    with pytest.raises(ResultFormatError, match="unknown fields"):
+        MetricResult.from_dict(d | {"bogus": 1})
+    with pytest.raises(ResultFormatError, match="missing fields"):
+        MetricResult.from_dict({k: v for k, v in d.items() if k != "value"})
+    with pytest.raises(ResultFormatError, match="value must be a number"):
+        _result(value="12")
+
+
+def test_registry_directions_and_lookup():
+    assert registry.get_metric(registry.FID).higher_is_better is False
+    assert registry.get_metric(registry.FVD).needs_reference
+    assert {"fid", "kid", "fvd"} <= set(registry.metric_names())
+    assert registry.parse_metric_list(" fid, FVD ,fid") == ["fid", "fvd"]
+    with pytest.raises(MetricRegistryError, match="unknown metric 'nope'"):
+        registry.get_metric("nope")
+    with pytest.raises(MetricRegistryError, match="no metric names"):
+        registry.parse_metric_list(" , ")
+
+
+@pytest.mark.parametrize("name", ["FID", "1fid", "fid_x", "", "f id"])
+def test_registry_refuses_invalid_names(name):
+    with pytest.raises(MetricRegistryError, match="invalid metric name"):
+        MetricSpec(name, True, "d", "m:f")
+
+
+def test_registry_refuses_bad_specs_and_duplicates():
+    with pytest.raises(MetricRegistryError, match="module:function"):
+        MetricSpec("x", True, "d", "not a path")
+    with pytest.raises(MetricRegistryError, match="must be a bool"):
+        MetricSpec("x", 1, "d", "m:f")
+    with pytest.raises(MetricRegistryError, match="already registered"):
+        registry.register(MetricSpec("fid", True, "another", "m:f"))
+
+
+def _toy_compute(request: ScoreRequest):
+    return [MetricResult(key=k, value=float(len(k)), higher_is_better=True, n_videos=0, environment={})
+            for k in ("toy-a", "toy-b")]
+
+
+_CALLS: list[tuple[str, ...]] = []
+
+
+def _counting_compute(request: ScoreRequest):
+    _CALLS.append(request.metrics)
+    return _toy_compute(request)
+
+
+def test_compute_metrics_dispatch_calls_shared_function_once(tmp_path):
+    path = f"{__name__}:_counting_compute"
+    registry.register(MetricSpec("toy-a", True, "toy a", path))
+    registry.register(MetricSpec("toy-b", True, "toy b", path))
+    registry.register(MetricSpec("toy-ref", True, "needs ref", path, needs_reference=True))
+    try:
+        out = registry.compute_metrics(["toy-a", "toy-b"], ScoreRequest(videos=tmp_path))
+        assert [r.key for r in out] == ["toy-a", "toy-b"] and _CALLS == [("toy-a", "toy-b")]
+        out = registry.compute_metrics(["toy-b"], ScoreRequest(videos=tmp_path))
+        assert [r.key for r in out] == ["toy-b"]
+        with pytest.raises(MetricRegistryError, match="needs a reference"):
+            registry.compute_metrics(["toy-ref"], ScoreRequest(videos=tmp_path))
+        registry.register(MetricSpec("toy-missing", True, "x", f"{__name__}:no_such_function"))
+        with pytest.raises(MetricRegistryError, match="has no function"):
+            registry.compute_metrics(["toy-missing"], ScoreRequest(videos=tmp_path))
+    finally:
+        for n in ("toy-a", "toy-b", "toy-ref", "toy-missing"):
+            registry.unregister(n)
+
+
+def test_every_builtin_compute_path_imports():
+    for name in registry.metric_names():
+        assert callable(registry.get_metric(name).load_compute())
+
+
+def test_package_import_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, dicetalk_bench.metrics, dicetalk_bench.metrics.__main__; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
