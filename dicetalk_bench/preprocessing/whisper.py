@@ -99,7 +99,7 @@ def load_encoder_from_folder(folder: Path) -> Any:
         raise ValueError(f"whisper folder {folder}: encoder tensors do not match (missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}); is it a whisper-tiny transformers checkpoint?")
     encoder.eval()
-    torch.set_grad_enabled(False)
+    encoder.requires_grad_(False)  # frozen feature extractor; never touch the global grad mode
     return encoder
 
 

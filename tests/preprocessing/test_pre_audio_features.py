@@ -106,3 +106,12 @@ def test_parquet_and_ipc_round_trip(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got["logmel"], lm)
     with pytest.raises(KeyError):
         af.read_ipc_clip(ipc, "nope")
+
+
+def test_loading_the_encoder_freezes_it_without_touching_global_grad_mode(whisper_random: Path) -> None:
+    import torch
+
+    assert torch.is_grad_enabled()
+    encoder = load_encoder_from_folder(whisper_random)
+    assert torch.is_grad_enabled(), "loading the whisper encoder must not switch autograd off process-wide"
+    assert not any(p.requires_grad for p in encoder.parameters())
