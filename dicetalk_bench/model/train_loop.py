@@ -1,0 +1,336 @@
+"""DICE-Talk generator training, readable top to bottom (``python -m dicetalk_bench.train``).
+
+Recipe (model.md §3; the release has no training code, so the items marked [inferred] there are choices):
+
+1. frozen encoders from the SVD-xt folder (VAE, CLIP image encoder); base UNet from its ``unet/`` (or the release
+   files with ``init_official``); IP branches initialised from ``to_k``/``to_v``;
+2. each step draws its windows, noise, noise levels and condition dropout from ``(seed, step)`` only;
+3. loss = v-prediction MSE (equal to SVD's EDM-weighted denoising loss, see :func:`diffusion_loss`)
+   + ``lambda_vq`` * VQ loss of the emotion bank (retrieval mode) + ``lambda_cls`` * cross-entropy of the latent
+   emotion classifier on the mid-block features, masked where the clip has no label or its emotion was dropped;
+4. condition dropout (classifier-free guidance): the reference (zero CLIP token and zero reference latent) and
+   the audio + emotion conditions (zero features before the projectors, the release's null condition) are
+   dropped independently;
+5. AdamW with two learning rates: new modules (IP K/V, PoseGuider, AudioProj, EmotionModel) and the UNet;
+6. checkpoints every ``checkpoint_every`` steps (:mod:`.checkpoint`); ``resume`` continues the same run exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dicetalk_bench.config import config_hash, save_config, to_dict
+
+from . import checkpoint as ckpt
+from .config import ModelConfig, get_model_config
+from .dataset import WindowDataset, read_manifest, whisper_record, window_keys
+from .network import DiceTalkNetwork
+from .sampling import edm_v_preconditioning, v_target
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "tiny"  # "tiny" | "paper"
+    data_root: Path = Path("data/preprocessed")  # preprocessing output folder (clips.parquet ...)
+    split: str = "train"
+    priors_dir: Path | None = None  # folder of <emotion>.npy (release format); None: registry key dicetalk-priors
+    svd: str = "random:0"  # SVD-xt diffusers folder, or random:SEED for a tiny random one (tests, smoke runs)
+    init_official: bool = False  # start from the release unet/pose_guider/audio_linear/emo_model files
+    out_dir: Path = Path("runs/dicetalk-tiny")
+    steps: int = 100
+    batch_size: int = 1
+    num_frames: int = 25  # frames per window (release: 25)
+    frame_stride: int = 2  # 25 fps crops -> 12.5 fps windows (release step: 2)
+    resolution: int = 64  # training pixels (paper: 512)
+    lr_unet: float = 1e-5  # [inferred] model.md §3
+    lr_new: float = 1e-4  # [inferred]
+    weight_decay: float = 1e-2
+    lambda_vq: float = 1.0
+    lambda_cls: float = 0.05  # [inferred] 0.01-0.1
+    p_drop_reference: float = 0.05  # [inferred] 5-10 %
+    p_drop_conditions: float = 0.05
+    log_sigma_mean: float = 0.7  # log-normal noise levels; SVD fine-tuning practice [inferred]
+    log_sigma_std: float = 1.6
+    retrieval: bool = True  # VQ retrieval while training (VQ loss active); release inference uses aggregation
+    added_time_ids: tuple[float, float, float] = (12.5, 8.0, 16.0)  # fps, motion bucket, expression bucket
+    seed: int = 0
+    checkpoint_every: int = 50
+    bf16: bool = False  # autocast on CUDA
+    activation_checkpointing: bool = False
+    train_unet: bool = True  # False: freeze the SVD UNet, train only the new modules (24 GB cards)
+    allow_unverified: bool = False
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Seed of everything random in training step ``step`` (noise, sigma, dropout, data)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{step}".encode()).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+def diffusion_loss(prediction: torch.Tensor, latents: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor
+                   ) -> torch.Tensor:
+    """v-prediction MSE. With D = c_skip x + c_out F, the EDM loss lambda(sigma) |D - x0|^2 with
+    lambda = (sigma^2 + 1) / sigma^2 equals |F - v|^2 exactly since lambda c_out^2 = 1."""
+    return F.mse_loss(prediction.float(), v_target(latents, noise, sigma).float())
+
+
+def classifier_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over rows with label >= 0; 0 (with a graph) when no row is labelled."""
+    valid = labels >= 0
+    if not bool(valid.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[valid].float(), labels[valid])
+
+
+def param_groups(net: DiceTalkNetwork, cfg: TrainConfig) -> list[dict]:
+    """AdamW groups: new modules at ``lr_new`` (IP K/V, PoseGuider, AudioProj, EmotionModel), the UNet at
+    ``lr_unet``; with ``train_unet`` False the UNet is frozen (requires_grad off) and its group is empty."""
+    new, base = [], []
+    for name, p in net.named_parameters():
+        if not name.startswith("unet.") or ".processor." in name:
+            new.append(p)
+        else:
+            p.requires_grad_(cfg.train_unet)
+            if cfg.train_unet:
+                base.append(p)
+    return [{"params": new, "lr": cfg.lr_new, "name": "new"}, {"params": base, "lr": cfg.lr_unet, "name": "unet"}]
+
+
+@dataclass
+class Run:
+    """Everything a training run holds; built by :func:`setup`."""
+
+    cfg: TrainConfig
+    model_cfg: ModelConfig
+    net: DiceTalkNetwork
+    encoders: object
+    optimizer: torch.optim.Optimizer
+    data: WindowDataset
+    records: dict
+    device: torch.device
+    step: int = 0
+    history: list = field(default_factory=list)
+    model: torch.nn.Module | None = None  # ``net`` or its DistributedDataParallel wrapper
+    rank: int = 0
+    world: int = 1
+
+    def __post_init__(self) -> None:
+        if self.model is None:
+            self.model = self.net
+
+
+def _resolve_svd(cfg: TrainConfig) -> tuple[Path, dict]:
+    from dicetalk_bench import weights
+
+    if cfg.svd.startswith("random:"):
+        seed = int(cfg.svd.split(":", 1)[1])
+        target = Path(cfg.out_dir) / "svd-random"
+        if not (target / "model_index.json").is_file():
+            from .svd import write_random_svd_xt
+
+            write_random_svd_xt(target, seed)
+        return target, {"key": "svd-xt", "file": str(target), "sha256": None, "calibrated": False,
+                        "random_seed": seed}
+    resolved = weights.resolve("svd-xt", cfg.svd, allow_unverified=cfg.allow_unverified)
+    return resolved.path, resolved.record()
+
+
+def _load_priors(cfg: TrainConfig) -> dict[str, np.ndarray]:
+    from .priors import load_priors
+
+    if cfg.priors_dir is not None:
+        return load_priors(cfg.priors_dir)
+    from dicetalk_bench import weights
+
+    return load_priors(weights.resolve("dicetalk-priors", allow_unverified=cfg.allow_unverified).path)
+
+
+def setup(cfg: TrainConfig, device: torch.device | str | None = None) -> Run:
+    """Build the network, frozen encoders, optimiser and data of a run (fresh; see :func:`resume`)."""
+    from .official import load_official_network
+    from .svd import load_frozen_encoders
+    from .unet import DiceTalkUNet, add_ip_adapters
+
+    rank, world = _init_distributed()
+    if device is None:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the number of processes ({world})")
+    model_cfg = get_model_config(cfg.model)
+    torch.manual_seed(cfg.seed)
+    svd_dir, svd_record = _resolve_svd(cfg)
+    if cfg.init_official:
+        net, official = load_official_network(model_cfg, allow_unverified=cfg.allow_unverified, device=device)
+    else:
+        unet = DiceTalkUNet.from_pretrained(svd_dir / "unet")
+        add_ip_adapters(unet, model_cfg)
+        net, official = DiceTalkNetwork(model_cfg, unet=unet), {}
+    net.to(device).train()
+    net.unet.set_activation_checkpointing(cfg.activation_checkpointing)
+    encoders = load_frozen_encoders(svd_dir).to(device)
+    records = read_manifest(cfg.data_root, cfg.split)
+    whisper = {json.dumps(whisper_record(r.audio), sort_keys=True) for r in records}
+    if len(whisper) != 1:
+        raise ValueError(f"the clips of {cfg.data_root} were preprocessed with {len(whisper)} different Whisper "
+                         "weights; re-run preprocessing so all use one encoder")
+    data = WindowDataset(records, _load_priors(cfg), num_frames=cfg.num_frames, frame_stride=cfg.frame_stride,
+                         resolution=cfg.resolution)
+    optimizer = torch.optim.AdamW(param_groups(net, cfg), weight_decay=cfg.weight_decay)
+    recs = {"whisper": json.loads(next(iter(whisper))), "svd": svd_record, "official": official}
+    model = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    return Run(cfg, model_cfg, net, encoders, optimizer, data, recs, device, model=model, rank=rank, world=world)
+
+
+def _init_distributed() -> tuple[int, int]:
+    """(rank, world size); joins the torchrun process group when WORLD_SIZE > 1 (NCCL on CUDA, else gloo)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def training_losses(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """All loss terms of one batch; randomness comes from the global RNG (seeded per step by the caller)."""
+    cfg, net, enc, dev = run.cfg, run.net, run.encoders, run.device
+    frames = batch["frames"].to(dev)  # (B, F, 3, R, R) in [-1, 1]
+    b, f = frames.shape[:2]
+    latents = enc.encode_latents(frames.flatten(0, 1)) * enc.scaling_factor
+    latents = latents.reshape(b, f, *latents.shape[1:]).float()
+    reference = batch["reference"].to(dev)
+    ref_latent = enc.encode_latents(reference).float()  # unscaled mode, as SVD conditions
+    clip_tokens = enc.clip_embed(reference).float()
+
+    # per-sample randomness from per-sample seeds: a sample draws the same noise whichever process holds it
+    seeds = batch.get("sample_seed")
+    if seeds is None:
+        seeds = torch.randint(0, 2**62, (b,))
+    gens = [torch.Generator().manual_seed(int(x)) for x in seeds]
+    drop_ref = torch.stack([torch.rand((), generator=g) for g in gens]).to(dev) < cfg.p_drop_reference
+    drop_cond = torch.stack([torch.rand((), generator=g) for g in gens]).to(dev) < cfg.p_drop_conditions
+    ref_latent = ref_latent * (~drop_ref).float()[:, None, None, None]
+    clip_tokens = clip_tokens * (~drop_ref).float()[:, None, None]
+
+    z = torch.stack([torch.randn((), generator=g) for g in gens]).to(dev)
+    sigma = torch.exp(cfg.log_sigma_mean + cfg.log_sigma_std * z)
+    noise = torch.stack([torch.randn(latents.shape[1:], generator=g) for g in gens]).to(dev)
+    s = sigma.view(b, 1, 1, 1, 1)
+    c_skip, c_out, c_in, c_noise = edm_v_preconditioning(s)
+    sample = torch.cat([c_in * (latents + s * noise), ref_latent[:, None].expand(-1, f, -1, -1, -1)], dim=2)
+    time_ids = torch.tensor([cfg.added_time_ids] * b, device=dev)
+
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16 and dev.type == "cuda"):
+        out = run.model(sample, c_noise.flatten(), clip_tokens, time_ids, batch["whisper"].to(dev), batch["prior"].to(dev),
+                  batch["face_mask"].to(dev), drop_conditions=drop_cond, retrieval=cfg.retrieval)
+        logits = net.emo_model.classifier(out.unet.mid_features)
+    labels = batch["label"].to(dev).masked_fill(drop_cond, -1).repeat_interleave(f)
+    terms = {
+        "diffusion": diffusion_loss(out.unet.sample, latents, noise, s),
+        "vq": out.emotion.vq_loss.float(),
+        "cls": classifier_loss(logits, labels),
+    }
+    terms["loss"] = terms["diffusion"] + cfg.lambda_vq * terms["vq"] + cfg.lambda_cls * terms["cls"]
+    return terms
+
+
+def compute_gradients(run: Run, step: int) -> dict[str, torch.Tensor]:
+    """Loss terms of step ``step`` on this process's share of the batch, gradients in ``.grad`` (averaged over
+    processes by DDP). Sample i of the global batch is drawn from ``(seed, step, i)`` whichever process holds it."""
+    torch.manual_seed(step_seed(run.cfg.seed, step))
+    keys = window_keys(run.data.records, run.data.span, run.cfg.batch_size, run.cfg.seed, step)
+    mine = list(range(run.rank, len(keys), run.world))
+    batch = run.data.batch([keys[i] for i in mine])
+    base = step_seed(run.cfg.seed, step)
+    batch["sample_seed"] = torch.tensor([(base + i) % (1 << 62) for i in mine])
+    with torch.enable_grad():  # independent of the caller's grad mode (some loaders switch it off globally)
+        terms = training_losses(run, batch)
+        run.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+    return terms
+
+
+def train_step(run: Run) -> dict[str, float]:
+    """One optimiser step at ``run.step + 1``; returns the loss terms as floats."""
+    step = run.step + 1
+    terms = compute_gradients(run, step)
+    run.optimizer.step()
+    run.step = step
+    out = {k: float(v.detach()) for k, v in terms.items()}
+    out["step"] = step
+    run.history.append(out)
+    return out
+
+
+def _state(run: Run) -> dict:
+    return {"config": to_dict(run.cfg), "config_hash": resume_hash(run.cfg), "model": run.model_cfg.name,
+            "model_config": to_dict(run.model_cfg), "records": run.records, "history": run.history}
+
+
+def resume_hash(cfg: TrainConfig) -> str:
+    """Hash of the settings a resumed run must share (everything except the step budget and checkpoint period)."""
+    return config_hash(dataclasses.replace(cfg, steps=0, checkpoint_every=0))
+
+
+def save(run: Run) -> Path:
+    return ckpt.save_checkpoint(run.cfg.out_dir, run.step, run.net, run.optimizer, _state(run), run.data.priors)
+
+
+def resume(run: Run) -> Run:
+    """Continue from ``<out_dir>/checkpoints/latest`` if there is one; refuses a checkpoint of other settings."""
+    folder = ckpt.latest_checkpoint(run.cfg.out_dir)
+    if folder is None:
+        logger.info("no checkpoint in %s: starting at step 0", run.cfg.out_dir)
+        return run
+    c = ckpt.read_checkpoint(folder)
+    if c.state["config_hash"] != resume_hash(run.cfg):
+        raise ValueError(f"checkpoint {folder} was written with other settings (config hash "
+                         f"{c.state['config_hash']} vs {resume_hash(run.cfg)}); use a new out_dir or the same config")
+    if c.state["records"]["whisper"] != run.records["whisper"]:
+        raise ValueError(f"checkpoint {folder} was trained on features of other Whisper weights "
+                         f"({c.state['records']['whisper']}) than {run.cfg.data_root} ({run.records['whisper']})")
+    run.net.load_state_dict(c.model, strict=True)
+    ckpt.load_optimizer_state(folder, run.optimizer)
+    run.step, run.history = c.step, list(c.state["history"])
+    logger.info("resumed %s at step %d", folder, run.step)
+    return run
+
+
+def train(cfg: TrainConfig, *, resume_run: bool = False, device: torch.device | str | None = None,
+          on_step: Callable[[Run, dict], None] | None = None) -> Run:
+    """Run training to ``cfg.steps``; checkpoints every ``checkpoint_every`` steps and at the end."""
+    run = setup(cfg, device)
+    if resume_run:
+        resume(run)
+    if run.rank == 0:
+        save_config(cfg, cfg.out_dir, name="train_config.yaml")
+    logger.info("training %s (%s) from step %d to %d on %s", cfg.model, cfg.out_dir, run.step, cfg.steps, run.device)
+    while run.step < cfg.steps:
+        terms = train_step(run)
+        if (run.step % max(1, cfg.checkpoint_every) == 0 or run.step == cfg.steps) and run.rank == 0:
+            save(run)
+        if on_step is not None:
+            on_step(run, terms)
+        if not math.isfinite(terms["loss"]):
+            raise FloatingPointError(f"loss became {terms['loss']} at step {run.step}; see {cfg.out_dir}")
+    return run

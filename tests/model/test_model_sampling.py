@@ -1,0 +1,116 @@
+"""Sampling maths: SVD schedule and Euler against diffusers, guidance identities, shifted-window fusion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dicetalk_bench.model.sampling import (edm_v_preconditioning, fuse_windows, karras_sigmas, make_svd_scheduler,
+                                           sample_euler, seed_from_id, shifted_window_denoiser,
+                                           three_branch_guidance, v_target, window_indices)
+
+
+def test_karras_sigmas_equal_svd_scheduler():
+    sched = make_svd_scheduler()
+    sched.set_timesteps(25)
+    torch.testing.assert_close(karras_sigmas(25).float(), sched.sigmas.float(), rtol=1e-5, atol=1e-6)
+    assert float(karras_sigmas(25)[0]) == pytest.approx(700.0)
+    # continuous timesteps are 0.25 log sigma (the UNet's c_noise)
+    torch.testing.assert_close(sched.timesteps.float(), edm_v_preconditioning(sched.sigmas[:-1])[3].float(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_euler_equals_diffusers_scheduler_loop():
+    """Our Euler over D(x; sigma) = c_skip x + c_out F(c_in x) reproduces the diffusers SVD scheduler loop."""
+    torch.manual_seed(0)
+    w = torch.randn(4, 4) * 0.3
+
+    def network(x_in, c_noise):  # any fixed function stands in for the UNet
+        return torch.tanh(x_in.float() @ w) + 0.1 * c_noise
+
+    sched = make_svd_scheduler()
+    sched.set_timesteps(8)
+    x0 = torch.randn(2, 4) * sched.init_noise_sigma
+    x = x0.clone()
+    for t in sched.timesteps:
+        x_in = sched.scale_model_input(x, t)
+        x = sched.step(network(x_in, t), t, x).prev_sample
+
+    def denoise(x, sigma):
+        c_skip, c_out, c_in, c_noise = edm_v_preconditioning(sigma)
+        return c_skip * x + c_out * network(c_in * x, c_noise.float())
+
+    ours = sample_euler(denoise, x0.double(), karras_sigmas(8))
+    torch.testing.assert_close(ours.float(), x, rtol=1e-4, atol=1e-4)
+
+
+def test_v_target_makes_denoiser_exact():
+    clean, noise, sigma = torch.randn(3, 5), torch.randn(3, 5), torch.tensor(2.5)
+    c_skip, c_out, _, _ = edm_v_preconditioning(sigma)
+    x = clean + sigma * noise
+    torch.testing.assert_close(c_skip * x + c_out * v_target(clean, noise, sigma), clean)
+
+
+def test_euler_is_exact_for_a_perfect_denoiser_of_a_point_mass():
+    target = torch.randn(2, 3)
+    out = sample_euler(lambda x, s: target.expand_as(x), torch.randn(2, 3) * 700, karras_sigmas(5))
+    torch.testing.assert_close(out, target)
+
+
+def test_three_branch_guidance():
+    u, i, f = torch.randn(3, 2, 4).unbind(0)
+    torch.testing.assert_close(three_branch_guidance(u, i, f, 1.0, 1.0), f)
+    torch.testing.assert_close(three_branch_guidance(u, i, f, 0.0, 0.0), u)
+    torch.testing.assert_close(three_branch_guidance(u, i, f, 3.0, 6.0), u + 3 * (i - u) + 6 * (f - i))
+    c = torch.randn(2, 4)  # affine: guiding denoised (= c + out) equals c + guided outputs
+    torch.testing.assert_close(three_branch_guidance(u + c, i + c, f + c, 3.0, 6.0),
+                               c + three_branch_guidance(u, i, f, 3.0, 6.0))
+
+
+def test_shift_zero_equals_plain_windowing():
+    x = torch.randn(2, 75, 3)
+    fn = lambda xw, idx: xw.cumsum(1) * (1 + idx[None, :, None])  # window-dependent, not per-frame
+    fused = fuse_windows(fn, x, 25, 0)
+    plain = torch.cat([fn(x[:, s:s + 25], torch.arange(s, s + 25)) for s in (0, 25, 50)], dim=1)
+    torch.testing.assert_close(fused, plain)
+
+
+@pytest.mark.parametrize("n, start", [(25, 0), (60, 7), (60, 14), (77, 70), (100, 21)])
+def test_fusion_weights_every_frame_equally(n, start):
+    windows = window_indices(n, 25, start)
+    counts = torch.zeros(n).index_add_(0, torch.cat(windows), torch.ones(25 * len(windows)))
+    assert counts.min() >= 1 and len(windows) == -(-n // 25)
+    x = torch.randn(1, n, 2)
+    torch.testing.assert_close(fuse_windows(lambda xw, idx: xw, x, 25, start), x)  # weights sum to one
+    torch.testing.assert_close(fuse_windows(lambda xw, idx: torch.ones_like(xw), x, 25, start), torch.ones_like(x))
+    # a frame covered twice gets the plain mean of its two predictions
+    calls = []
+    fused = fuse_windows(lambda xw, idx: (calls.append(idx) or torch.full_like(xw, float(len(calls)))), x, 25, start)
+    expected = torch.zeros(n)
+    for k, idx in enumerate(calls, start=1):
+        expected.index_add_(0, idx, torch.full((25,), float(k)))
+    torch.testing.assert_close(fused[0, :, 0], expected / counts)
+
+
+def test_windows_wrap_around_and_shift_per_step():
+    assert window_indices(30, 25, 20)[0].tolist() == [20, 21, 22, 23, 24, 25, 26, 27, 28, 29] + list(range(15))
+    with pytest.raises(ValueError, match="at least 25 frames"):
+        window_indices(10, 25, 0)
+    sigmas = karras_sigmas(3)
+    starts = []
+
+    def window_denoise(xw, sigma, idx):
+        if idx[0] not in [s for s, _ in starts]:
+            starts.append((int(idx[0]), float(sigma)))
+        return xw
+
+    den = shifted_window_denoiser(window_denoise, sigmas, window=25, shift=7)
+    for s in sigmas[:-1]:
+        den(torch.zeros(1, 50, 1), s)
+    assert [s for s, _ in starts if s < 25] == [0, 7, 14]
+
+
+def test_seed_from_id_is_stable_and_distinct():
+    assert seed_from_id("M003_angry_001") == seed_from_id("M003_angry_001")
+    assert seed_from_id("M003_angry_001") != seed_from_id("M003_angry_002")
+    assert 0 <= seed_from_id("x") < 2**63
