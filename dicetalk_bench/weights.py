@@ -302,6 +302,7 @@ _ENTRIES: tuple[WeightsEntry, ...] = (
         source_url="https://github.com/HSE-asavchenko/face-emotion-recognition (models/affectnet_emotions)",
         component="dicetalk_bench.metrics.emotion (Emo-Acc, HSEmotion EfficientNet-B0 AffectNet-8)",
         manual="enet_b0_8_best_afew.pt from github.com/HSE-asavchenko/face-emotion-recognition (models/)",
+        random_builder="dicetalk_bench.metrics.hsemotion:write_random_weights",
         pickled=True, converted_filename="enet_b0_8_best_afew.safetensors",
         notes="a whole pickled timm model: run `weights convert hsemotion-enet-b0-8 --trust-pickle IN OUT` once",
     ),

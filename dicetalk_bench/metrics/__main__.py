@@ -24,7 +24,9 @@ from typing import Any
 logger = logging.getLogger("dicetalk_bench.metrics")
 
 # name -> "module:function(argv: list[str]) -> int"; help text
-EXTRA_COMMANDS: dict[str, tuple[str, str]] = {}
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "train-emotion": ("dicetalk_bench.metrics.emotion_train:main", "train our own MEAD emotion classifier (Emo-Acc)"),
+}
 
 
 def default_cache_dir() -> Path:

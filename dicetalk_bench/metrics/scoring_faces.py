@@ -6,9 +6,11 @@ Faces are tracked on the decoded frames with ``preprocessing.faces.track`` (opti
 ``detect(frame)``, replacing BlazeFace, e.g. in tests). A video that fails is recorded in ``failures`` with its reason
 and the run goes on.
 
-Options (``request.options``): ``sync.mode`` (fast | parity | original), ``emo-acc.aggregation`` (attention |
-mean-logit | majority), ``emo-acc.labels`` (JSON file clip id -> MEAD emotion; default: parsed from the clip id),
-``ssim.mode`` (gaussian | skimage-default), ``emo-acc.crop_scale`` (face crop side / larger box side, default 1.2).
+Options (``request.options``): ``sync.mode`` (fast | parity | original), ``emo-acc.classifier`` (emotion-fan |
+hsemotion | own:PATH), ``emo-acc.speakers`` (JSON clip id -> speaker, own classifier), ``emo-acc.aggregation``
+(attention | mean-logit | majority), ``emo-acc.labels`` (JSON file clip id -> MEAD emotion; default: parsed from
+the clip id), ``ssim.mode`` (gaussian | skimage-default), ``emo-acc.crop_scale`` (face crop side / larger box
+side, default 1.2; own classifier: its checkpoint's).
 """
 
 from __future__ import annotations
@@ -150,16 +152,63 @@ def _labels(request: ScoreRequest, clip_ids: list[str]) -> tuple[dict[str, str],
     return labels, failures
 
 
+def _emotion_classifier(request: ScoreRequest) -> tuple[Any, dict, str]:
+    """Option ``emo-acc.classifier``: ``emotion-fan`` (default), ``hsemotion`` or ``own:PATH`` (a train-emotion
+    checkpoint) -> (classifier, weights record, description)."""
+    choice = str(request.option(EMO_ACC, "classifier", "emotion-fan"))
+    if choice == "emotion-fan":
+        from dicetalk_bench.metrics.emotion import load_emotion_fan
+
+        clf, record = load_emotion_fan(request.weights.get("emotion-fan"), allow_unverified=request.allow_unverified,
+                                       device=request.device)
+        return clf, record, "Emotion-FAN ResNet18-AT MEAD-8 (EAT)"
+    if choice == "hsemotion":
+        from dicetalk_bench.metrics.hsemotion import load_hsemotion
+
+        clf, record = load_hsemotion(request.weights.get("hsemotion-enet-b0-8"),
+                                     allow_unverified=request.allow_unverified, device=request.device)
+        return clf, record, "HSEmotion EfficientNet-B0 AffectNet-8 (enet_b0_8_best_afew)"
+    if choice.startswith("own:") and len(choice) > 4:
+        from dicetalk_bench.metrics.emotion_train import load_own_classifier
+
+        clf, record = load_own_classifier(choice[4:])
+        return clf, record, "own MEAD-8 classifier (train-emotion), per-speaker normalised"
+    raise ValueError(f"option emo-acc.classifier={choice!r}: expected 'emotion-fan', 'hsemotion' or 'own:PATH'")
+
+
+def _speakers(request: ScoreRequest, clip_ids: list[str]) -> tuple[dict[str, str], str]:
+    """Speaker of each clip for per-speaker normalisation: option ``emo-acc.speakers`` (JSON clip id -> speaker) or
+    the MEAD actor id in the clip id; clips without one are pooled as one group ``"?"`` (logged)."""
+    from dicetalk_bench.metrics.emotion_train import speaker_from_clip_id
+
+    path = request.option(EMO_ACC, "speakers")
+    given: dict[str, Any] = {}
+    if path:
+        try:
+            given = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"option emo-acc.speakers: cannot read {path} as a JSON object clip id -> speaker "
+                             f"({exc})") from exc
+    out = {cid: str(given[cid]) if cid in given else (speaker_from_clip_id(cid) or "?") for cid in clip_ids}
+    unknown = sorted(cid for cid, s in out.items() if s == "?")
+    if unknown:
+        log.warning("emo-acc: no speaker for %d clips (e.g. %s): they are normalised as one group", len(unknown),
+                    unknown[0])
+    return out, (str(path) if path else "MEAD actor id parsed from the clip id")
+
+
 def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
-    """Video-level emotion accuracy of the generated videos with Emotion-FAN (EAT's MEAD-8 protocol)."""
+    """Video-level emotion accuracy of the generated videos (default classifier: Emotion-FAN, EAT's MEAD-8
+    protocol; option ``emo-acc.classifier``: ``hsemotion`` or ``own:PATH``)."""
     from dicetalk_bench import media
-    from dicetalk_bench.metrics.emotion import load_emotion_fan, score_emotion
+    from dicetalk_bench.metrics.emotion import score_emotion
     from dicetalk_bench.metrics.video_set import list_videos
 
-    aggregation = request.option(EMO_ACC, "aggregation", "attention")
-    scale = float(request.option(EMO_ACC, "crop_scale", 1.2))
-    clf, record = load_emotion_fan(request.weights.get("emotion-fan"), allow_unverified=request.allow_unverified,
-                                   device=request.device)
+    clf, record, description = _emotion_classifier(request)
+    own = hasattr(clf, "protocol")
+    aggregation = request.option(EMO_ACC, "aggregation", "attention" if hasattr(clf, "video_logits") else "mean-logit")
+    scale = float(request.option(EMO_ACC, "crop_scale", clf.protocol.crop_scale if own else 1.2))
+    size = clf.protocol.input_size if own else 224
     videos = list_videos(request.videos)
     truth, failures = _labels(request, videos.clip_ids)
     crops: dict[str, np.ndarray] = {}
@@ -169,18 +218,26 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
         try:
             video = media.read_video(entry.path)
             track = _track(video.frames, video.fps, request)
-            crops[entry.clip_id] = square_face_crops(video.frames, track.boxes_xyxy, scale)
+            crops[entry.clip_id] = square_face_crops(video.frames, track.boxes_xyxy, scale, size)
         except Exception as exc:  # noqa: BLE001
             log.warning("emo-acc: %s failed: %s", entry.path, exc)
             failures[entry.clip_id] = _failure(exc)
     if not crops:
         return [MetricResult(key=EMO_ACC, value=None, higher_is_better=True, n_videos=0, extractors=(record,),
                              failures=failures)]
-    acc = score_emotion(clf, crops, {k: truth[k] for k in crops}, aggregation=aggregation)
-    failures.update(acc.failures)
-    protocol = {"classifier": "Emotion-FAN ResNet18-AT MEAD-8 (EAT)", "aggregation": aggregation,
-                "input": "square face crop (crop_scale x larger box side) -> 224, RGB [0, 1]",
+    protocol = {"classifier": description, "aggregation": aggregation,
+                "input": f"square face crop (crop_scale x larger box side) -> {size}, RGB",
                 "crop_scale": scale, "labels": request.option(EMO_ACC, "labels") or "parsed from clip id"}
+    if own:
+        from dicetalk_bench.metrics.emotion_train import score_speaker_normalised
+
+        speakers, source = _speakers(request, list(crops))
+        acc = score_speaker_normalised(clf, crops, {k: truth[k] for k in crops}, speakers, aggregation=aggregation)
+        protocol |= {"speaker_normalisation": "mean feature of each speaker's videos subtracted", "speakers": source,
+                     "own_protocol": clf.meta.get("input", {}), "own_test_metrics": clf.meta.get("test_metrics")}
+    else:
+        acc = score_emotion(clf, crops, {k: truth[k] for k in crops}, aggregation=aggregation)
+    failures.update(acc.failures)
     per_video = {cid: float(acc.predictions[cid] == truth[cid]) for cid in acc.predictions}
     return [MetricResult(key=EMO_ACC, value=acc.accuracy, higher_is_better=True, n_videos=acc.n_videos,
                          protocol=protocol, extractors=(record,), per_video=per_video, failures=failures,
