@@ -1,0 +1,435 @@
+"""Score a method's videos into a results file, and build the HTML leaderboard from results files.
+
+    python -m dicetalk_bench.evaluate --videos DIR --reference DIR --metrics psnr,ssim,fid --method NAME \\
+        --dataset mead --out OUTDIR [--weights KEY=PATH] [--allow-unverified] [--seed S] [--leaderboard]
+    python -m dicetalk_bench.evaluate --checkpoint CKPT --processed PREPROCESSED_DIR --metrics ... (generate the
+        test split of --dataset from a trained checkpoint first, then score it)
+    python -m dicetalk_bench.evaluate leaderboard --results OUTDIR/results --out OUTDIR/leaderboard
+
+Scoring writes ``OUTDIR/results/<dataset>/<method>.json`` (the metrics results document plus method, dataset and
+a provenance record; docs/evaluation.md) and the resolved config beside it (``<method>.config.yaml``). Metrics are
+computed by :mod:`dicetalk_bench.metrics` (registry + ``run_score``). Arguments are parsed before anything heavy is
+imported, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+logger = logging.getLogger("dicetalk_bench.evaluate")
+
+DATASETS = ("mead", "hdtf")
+GENERATED_FPS = 25.0  # the model generates one frame per 40 ms of audio (docs/model.md)
+AUDIO_RATE = 16000
+
+
+class EvaluateError(RuntimeError):
+    """A problem the user must fix (missing folder, nothing to score, generation not available)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """The resolved evaluation settings (saved beside the results; its hash goes into the provenance)."""
+
+    method: str
+    dataset: str
+    metrics: tuple[str, ...]
+    out: str
+    videos: str | None = None
+    reference: str | None = None
+    checkpoint: str | None = None
+    processed: str | None = None
+    weights: dict[str, str] = dataclasses.field(default_factory=dict)
+    allow_unverified: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 16
+    force_small_set: bool = False
+    cache_dir: str | None = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    keep_going: bool = False
+    sample_steps: int = 25
+    max_clips: int | None = None
+
+
+# ------------------------------------------------------------------------------------------------------- parsing
+def _key_value(text: str) -> tuple[str, str]:
+    k, sep, v = text.partition("=")
+    if not sep or not k.strip() or not v.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return k.strip(), v.strip()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _level(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {v}")
+    return v
+
+
+def _parse_value(text: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def build_score_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m dicetalk_bench.evaluate",
+        description="Score a method's videos (or generate them from a checkpoint first) and write "
+                    "OUTDIR/results/<dataset>/<method>.json with a provenance record.",
+        epilog="Build the leaderboard from results files: python -m dicetalk_bench.evaluate leaderboard "
+               "--results OUTDIR/results --out OUTDIR/leaderboard (see its --help).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--videos", type=Path, help="folder of the method's generated videos (clip id = relative "
+                                                "path without suffix)")
+    src.add_argument("--checkpoint", type=Path, help="trained checkpoint (step folder or run folder): generate the "
+                                                    "test split of --dataset from --processed first")
+    p.add_argument("--processed", type=Path, help="preprocessing output (clips.parquet, videos/, ...) used with "
+                                                 "--checkpoint")
+    p.add_argument("--reference", type=Path, help="folder of reference / ground-truth videos (with --checkpoint: "
+                                                 "default the processed test clips)")
+    p.add_argument("--metrics", required=True, help="comma-separated metric names "
+                                                   "(python -m dicetalk_bench.metrics list)")
+    p.add_argument("--method", required=True, help="method name shown in the leaderboard")
+    p.add_argument("--dataset", required=True, choices=DATASETS, help="dataset the videos belong to (leaderboard tab)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (results/, generated/, leaderboard/)")
+    p.add_argument("--weights", type=_key_value, action="append", default=[], metavar="KEY=PATH",
+                   help="explicit weights file for a registry key, e.g. inception-fid=/path/pt_inception.pth")
+    p.add_argument("--allow-unverified", action="store_true",
+                   help="accept weights whose sha256 is not the official one (rows marked uncalibrated)")
+    p.add_argument("--seed", type=int, default=0, help="seed of metric randomness and of generation")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--force-small-set", action="store_true",
+                   help="compute FID/FVD/KID even on sets below their minimum size (recorded in the result)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="reference-feature cache (default: the metrics "
+                                                               "package's cache folder)")
+    p.add_argument("--no-cache", action="store_true", help="do not use the reference-feature cache")
+    p.add_argument("--option", type=_key_value, action="append", default=[], metavar="METRIC.NAME=VALUE",
+                   help="metric option, e.g. fid.mode=pytorch-fid")
+    p.add_argument("--keep-going", action="store_true", help="if a metric fails, still write the others (exit 1)")
+    p.add_argument("--sample-steps", type=_positive_int, default=25, help="Euler steps when generating (--checkpoint)")
+    p.add_argument("--max-clips", type=_positive_int, default=None,
+                   help="generate at most this many test clips (--checkpoint; for quick checks)")
+    p.add_argument("--leaderboard", action="store_true",
+                   help="afterwards build OUTDIR/leaderboard from every results file in OUTDIR/results")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def build_leaderboard_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m dicetalk_bench.evaluate leaderboard",
+        description="Build a static leaderboard (index.html, results.json, results.csv, results.tex) from results "
+                    "files.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--results", type=Path, required=True, help="folder of results files (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="leaderboard folder to write")
+    p.add_argument("--resamples", type=_non_negative_int, default=1000,
+                   help="bootstrap resamples for per-video metrics (0: no CI)")
+    p.add_argument("--set-resamples", type=_non_negative_int, default=100,
+                   help="bootstrap resamples for FID/KID/FVD over stored per-video features (0: no CI; each costs "
+                        "one recomputation of the metric)")
+    p.add_argument("--level", type=_level, default=0.95, help="confidence level of the intervals")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--title", default="dicetalk_bench leaderboard")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+# ------------------------------------------------------------------------------------------------------- leaderboard
+def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, set_resamples: int = 100,
+                    level: float = 0.95, seed: int = 0, title: str = "dicetalk_bench leaderboard") -> dict[str, Path]:
+    """Read every results file under ``results_dir`` and write the leaderboard files into ``out_dir``."""
+    from dicetalk_bench.reports.leaderboard import BootstrapConfig, build_tables
+    from dicetalk_bench.reports.render import write_leaderboard
+    from dicetalk_bench.reports.runs import find_runs
+
+    boot = BootstrapConfig(resamples=resamples, set_resamples=set_resamples, level=level, seed=seed)
+    runs = find_runs(results_dir, load_features=set_resamples > 0)
+    paths = write_leaderboard(build_tables(runs, boot), out_dir, boot, title=title)
+    logger.info("leaderboard of %d results files written to %s", len(runs), paths["html"])
+    return paths
+
+
+def _cmd_leaderboard(argv: list[str]) -> int:
+    args = build_leaderboard_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    from dicetalk_bench.metrics.result import ResultFormatError
+    from dicetalk_bench.reports.leaderboard import LeaderboardError
+
+    try:
+        run_leaderboard(args.results, args.out, resamples=args.resamples, set_resamples=args.set_resamples,
+                        level=args.level, seed=args.seed, title=args.title)
+    except (FileNotFoundError, ResultFormatError, LeaderboardError) as exc:
+        logger.error("%s", exc)
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------- generation
+def _load_generate() -> Any:
+    """The model package's ``generate(clip_row, checkpoint, seed, *, data_root, cfg, device)``, or None when this
+    build has none (then --checkpoint is refused; no stand-in generation)."""
+    try:
+        from dicetalk_bench.model import pipeline
+    except ImportError as exc:
+        logger.debug("dicetalk_bench.model.pipeline cannot be imported: %s", exc)
+        return None
+    return getattr(pipeline, "generate", None)
+
+
+def _sample_config(steps: int) -> Any:
+    from dicetalk_bench.model.pipeline import SampleConfig
+
+    return SampleConfig(steps=steps)
+
+
+def _test_rows(processed: Path, dataset: str) -> list[dict[str, Any]]:
+    manifest = processed / "clips.parquet"
+    if not manifest.is_file():
+        raise EvaluateError(f"--processed {processed}: no clips.parquet; pass the output folder of "
+                            "python -m dicetalk_bench.preprocess")
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(manifest).to_pylist()
+    test = [r for r in rows if r.get("dataset") == dataset and r.get("split") == "test" and r.get("status") == "ok"]
+    if not test:
+        n_ds = sum(r.get("dataset") == dataset for r in rows)
+        raise EvaluateError(f"{manifest}: no {dataset} clips with split 'test' and status 'ok' ({len(rows)} rows, "
+                            f"{n_ds} of dataset {dataset}); preprocess the {dataset} test identities first")
+    return sorted(test, key=lambda r: r["clip_id"])
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    try:
+        dst.symlink_to(src.resolve())
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """Generate every test clip of ``cfg.dataset`` in ``cfg.processed`` with ``cfg.checkpoint``.
+
+    Writes ``out_dir/generated/<dataset>/<method>/<clip_id>.mp4`` (25 fps, with the clip's audio) and, unless a
+    reference folder was given, links the processed ground-truth clips into ``out_dir/reference/<dataset>/``.
+    Returns (videos folder, reference folder, generation record for the provenance). A clip that fails is logged
+    and recorded with its reason; the run goes on.
+    """
+    processed = Path(cfg.processed)  # checked by the caller
+    checkpoint = Path(cfg.checkpoint)
+    if not checkpoint.exists():
+        raise EvaluateError(f"--checkpoint {checkpoint}: no such file or folder")
+    rows = _test_rows(processed, cfg.dataset)
+    if cfg.max_clips is not None:
+        rows = rows[: cfg.max_clips]
+    generate = _load_generate()
+    if generate is None:
+        raise EvaluateError("generation from checkpoints is not available in this build "
+                            "(dicetalk_bench.model.pipeline has no generate()); generate the videos elsewhere and "
+                            "score them with --videos DIR")
+    from dicetalk_bench.model import checkpoint as ckpt_mod
+
+    folder = checkpoint
+    if checkpoint.is_dir() and not (checkpoint / "state.json").is_file():
+        try:
+            folder = ckpt_mod.latest_checkpoint(checkpoint) or checkpoint
+        except FileNotFoundError as exc:
+            raise EvaluateError(str(exc)) from exc
+
+    import numpy as np
+
+    from dicetalk_bench import media
+    from dicetalk_bench.reports.provenance import tree_sha256
+    from dicetalk_bench.reports.runs import safe_file_stem
+
+    from tqdm.auto import tqdm
+
+    gen_dir = out_dir / "generated" / cfg.dataset / safe_file_stem(cfg.method)
+    sample_cfg = _sample_config(cfg.sample_steps)
+    failures: dict[str, str] = {}
+    n_ok = 0
+    for row in tqdm(rows, desc=f"generating {cfg.dataset} test clips", unit="clip"):
+        clip_id = row["clip_id"]
+        try:
+            frames = generate(row, folder, seed=cfg.seed, data_root=processed, cfg=sample_cfg, device=cfg.device)
+            try:
+                audio = media.read_audio(processed / row["video"], AUDIO_RATE)
+                audio = audio[: int(round(len(frames) / GENERATED_FPS * AUDIO_RATE))]
+            except media.MissingStreamError:
+                audio = None
+            media.write_video(gen_dir / f"{clip_id}.mp4", np.asarray(frames), GENERATED_FPS, audio=audio,
+                              audio_rate=AUDIO_RATE if audio is not None else None)
+            n_ok += 1
+        except Exception as exc:  # noqa: BLE001 -- one clip's failure is recorded, the run goes on
+            logger.warning("generation of %s failed: %s", clip_id, exc)
+            failures[clip_id] = f"{type(exc).__name__}: {exc}"
+    if n_ok == 0:
+        first = next(iter(failures.items()))
+        raise EvaluateError(f"generation failed for all {len(rows)} test clips (e.g. {first[0]}: {first[1]})")
+    if cfg.reference is not None:
+        reference = Path(cfg.reference)
+    else:
+        reference = out_dir / "reference" / cfg.dataset
+        for row in rows:
+            _link_or_copy(processed / row["video"], reference / f"{row['clip_id']}.mp4")
+    record = {"path": str(folder), "sha256": tree_sha256(folder), "n_test_clips": len(rows), "n_generated": n_ok,
+              "generation_failures": failures, "sample_steps": cfg.sample_steps, "fps": GENERATED_FPS,
+              "processed": str(processed)}
+    return gen_dir, reference, record
+
+
+# ------------------------------------------------------------------------------------------------------- scoring
+def _config_from_args(args: argparse.Namespace, names: list[str]) -> EvalConfig:
+    from dicetalk_bench.metrics.__main__ import default_cache_dir
+
+    return EvalConfig(
+        method=args.method, dataset=args.dataset, metrics=tuple(names), out=str(args.out),
+        videos=None if args.videos is None else str(args.videos),
+        reference=None if args.reference is None else str(args.reference),
+        checkpoint=None if args.checkpoint is None else str(args.checkpoint),
+        processed=None if args.processed is None else str(args.processed), weights=dict(args.weights),
+        allow_unverified=args.allow_unverified, seed=args.seed, device=args.device, batch_size=args.batch_size,
+        force_small_set=args.force_small_set,
+        cache_dir=None if args.no_cache else str(args.cache_dir or default_cache_dir()),
+        options={k: _parse_value(v) for k, v in args.option}, keep_going=args.keep_going,
+        sample_steps=args.sample_steps, max_clips=args.max_clips)
+
+
+def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
+    """Generate (with a checkpoint) and score; returns (results file, exit code of the scoring)."""
+    from dicetalk_bench.config import config_hash, save_config
+    from dicetalk_bench.metrics.__main__ import run_score
+    from dicetalk_bench.metrics.registry import ScoreRequest
+    from dicetalk_bench.metrics.result import load_results
+    from dicetalk_bench.metrics.video_set import list_videos
+    from dicetalk_bench.reports.provenance import build_provenance
+    from dicetalk_bench.reports.runs import annotate_run, safe_file_stem
+
+    out_dir = Path(cfg.out)
+    checkpoint_record = None
+    if cfg.checkpoint is not None:
+        videos, reference, checkpoint_record = generate_test_split(cfg, out_dir)
+    else:
+        videos = Path(cfg.videos)
+        reference = None if cfg.reference is None else Path(cfg.reference)
+    cache_dir = None if cfg.cache_dir is None else Path(cfg.cache_dir)
+    request = ScoreRequest(videos=videos, reference=reference, weights=dict(cfg.weights),
+                           allow_unverified=cfg.allow_unverified, device=cfg.device, seed=cfg.seed,
+                           batch_size=cfg.batch_size, force_small_set=cfg.force_small_set, cache_dir=cache_dir,
+                           options=dict(cfg.options))
+    results_dir = out_dir / "results" / cfg.dataset
+    stem = safe_file_stem(cfg.method)
+    path = results_dir / f"{stem}.json"
+    code = run_score(list(cfg.metrics), request, path, keep_going=cfg.keep_going)
+    save_config(cfg, results_dir, name=f"{stem}.config.yaml")
+    results = load_results(path, load_features=False)
+    provenance = build_provenance(method=cfg.method, dataset=cfg.dataset, seed=cfg.seed, argv=argv,
+                                  config_hash=config_hash(cfg), results=results, checkpoint=checkpoint_record,
+                                  videos_sha256=list_videos(videos).manifest_hash(),
+                                  extra={"config_file": f"{stem}.config.yaml",
+                                         "reference": None if reference is None else str(reference)})
+    annotate_run(path, method=cfg.method, dataset=cfg.dataset, provenance=provenance)
+    logger.info("wrote %s", path)
+    return path, code
+
+
+def _cmd_score(argv: list[str]) -> int:
+    parser = build_score_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    from dicetalk_bench.metrics.registry import MetricRegistryError, get_metric, parse_metric_list
+
+    try:
+        names = parse_metric_list(args.metrics)
+    except MetricRegistryError as exc:
+        parser.error(str(exc))
+    if not args.method.strip():
+        parser.error("--method must not be empty")
+    if args.checkpoint is not None:
+        if args.processed is None:
+            parser.error("--checkpoint needs --processed DIR (the preprocessing output holding the test split)")
+        if not args.processed.is_dir():
+            parser.error(f"--processed {args.processed}: not a folder")
+    else:
+        if args.processed is not None:
+            parser.error("--processed is only used with --checkpoint")
+        if not args.videos.is_dir():
+            parser.error(f"--videos {args.videos}: not a folder")
+        for n in names:
+            if get_metric(n).needs_reference and args.reference is None:
+                parser.error(f"metric {n!r} needs --reference DIR")
+    if args.reference is not None and not args.reference.is_dir():
+        parser.error(f"--reference {args.reference}: not a folder")
+    cfg = _config_from_args(args, names)
+    full_argv = ["python", "-m", "dicetalk_bench.evaluate", *argv]
+    try:
+        _, code = run_evaluation(cfg, full_argv)
+    except EvaluateError as exc:
+        logger.error("%s", exc)
+        return 1
+    except SystemExit as exc:  # run_score stops on a failed metric (without --keep-going) with a message
+        if isinstance(exc.code, str):
+            logger.error("%s", exc.code.removeprefix("error: "))
+            return 1
+        raise
+    if args.leaderboard:
+        lb = _cmd_leaderboard(["--results", str(args.out / "results"), "--out", str(args.out / "leaderboard"),
+                               "--seed", str(args.seed)])
+        code = code or lb
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "leaderboard":
+        return _cmd_leaderboard(argv[1:])
+    if argv and argv[0] == "score":
+        argv = argv[1:]
+    return _cmd_score(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

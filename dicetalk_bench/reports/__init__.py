@@ -1,0 +1,7 @@
+"""Results files -> leaderboard: tables, bootstrap confidence intervals, provenance, HTML/CSV/LaTeX/JSON.
+
+Modules: :mod:`.bootstrap` (pure resampling maths), :mod:`.provenance` (the record stored with every results
+file), :mod:`.leaderboard` (results files -> per-dataset tables with direction-aware best/second marks),
+:mod:`.render` (tables -> ``index.html``, ``results.json``, ``results.csv``, ``results.tex``).
+Importing this package imports nothing heavy (numpy only in the submodules; no torch).
+"""

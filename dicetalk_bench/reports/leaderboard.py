@@ -1,0 +1,226 @@
+"""Evaluation runs -> one leaderboard table per dataset (columns, rows, cells with CI and best/second marks).
+
+Directions come from data, never from a template: the metric registry's ``higher_is_better`` (which every
+MetricResult also records; a disagreement between the two is an error), or, for a metric the registry does not
+know, the results files themselves (which must then agree with each other).
+
+Marks (:func:`rank_marks`): per column, every row whose value equals the best value is ``"best"``, every row
+equal to the next distinct value is ``"second"``; rows without a value are unmarked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from dicetalk_bench.metrics.result import MetricResult
+from dicetalk_bench.reports.bootstrap import DEFAULT_LEVEL, bootstrap_mean_ci, bootstrap_set_ci
+from dicetalk_bench.reports.runs import Run
+
+logger = logging.getLogger(__name__)
+
+DATASET_ORDER = {"mead": 0, "hdtf": 1}  # tab order; other datasets follow by name
+ARROWS = {True: "\u2191", False: "\u2193"}  # lm-eval HIGHER_IS_BETTER_SYMBOLS
+
+
+class LeaderboardError(ValueError):
+    """Results that cannot be put in one table (conflicting directions, no runs)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BootstrapConfig:
+    """Resampling settings; ``set_resamples`` = 0 turns the (slow: one eigendecomposition each) set-metric CIs off."""
+
+    resamples: int = 1000
+    set_resamples: int = 100
+    level: float = DEFAULT_LEVEL
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    key: str
+    higher_is_better: bool
+    description: str
+
+    @property
+    def arrow(self) -> str:
+        return ARROWS[self.higher_is_better]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    value: float | None
+    ci: tuple[float, float] | None = None
+    ci_method: str | None = None  # "videos" (per-video values) or "video-features" (set metric recomputed)
+    n_videos: int = 0
+    n_failures: int = 0
+    mark: str | None = None  # "best" | "second" | None
+    calibrated: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    method: str
+    calibrated: bool
+    provenance: Mapping[str, Any]
+    source: str  # results file the row comes from
+    cells: Mapping[str, Cell]
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    dataset: str
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    glossary: Mapping[str, list[dict[str, Any]]]  # metric -> [{"protocol": {...}, "methods": [...]}, ...]
+
+
+def rank_marks(values: Sequence[float | None], higher_is_better: bool) -> list[str | None]:
+    """"best" / "second" / None for each value, direction-aware; ties share a mark (see module docstring)."""
+    present = sorted({float(v) for v in values if v is not None and np.isfinite(v)}, reverse=higher_is_better)
+    best = present[0] if present else None
+    second = present[1] if len(present) > 1 else None
+    out: list[str | None] = []
+    for v in values:
+        if v is None or not np.isfinite(v):
+            out.append(None)
+        elif float(v) == best:
+            out.append("best")
+        elif float(v) == second:
+            out.append("second")
+        else:
+            out.append(None)
+    return out
+
+
+def _registry_spec(key: str) -> Any:
+    from dicetalk_bench.metrics.registry import MetricRegistryError, get_metric
+
+    try:
+        return get_metric(key)
+    except MetricRegistryError:
+        return None
+
+
+def build_columns(runs: Sequence[Run]) -> tuple[Column, ...]:
+    """Columns in registry order (then unknown keys in first-seen order), directions checked across all runs."""
+    from dicetalk_bench.metrics.registry import metric_names
+
+    seen: dict[str, tuple[bool, str]] = {}
+    for run in runs:
+        for key, r in run.results.items():
+            spec = _registry_spec(key)
+            if spec is not None and spec.higher_is_better != r.higher_is_better:
+                raise LeaderboardError(f"{run.path}: metric {key!r} says higher_is_better={r.higher_is_better} but "
+                                       f"the metric registry says {spec.higher_is_better}")
+            if key in seen and seen[key][0] != r.higher_is_better:
+                raise LeaderboardError(f"{run.path}: metric {key!r} has higher_is_better={r.higher_is_better}, "
+                                       f"other results files say {seen[key][0]}")
+            desc = spec.description if spec is not None else str(r.protocol.get("description", "(not in registry)"))
+            seen.setdefault(key, (r.higher_is_better, desc))
+    order = [k for k in metric_names() if k in seen] + [k for k in seen if _registry_spec(k) is None]
+    return tuple(Column(k, seen[k][0], seen[k][1]) for k in order)
+
+
+def _stack(feats: Mapping[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.asarray(feats[k], np.float64) for k in sorted(feats)], axis=0)
+
+
+def set_statistic(result: MetricResult) -> Any:
+    """f(pooled generated features (N, d)) -> the metric against the stored reference features, or None.
+
+    FID and FVD: Fréchet distance of the Gaussian fits (covariance ddof 1, as the metrics compute them); KID: the
+    metric's own subset estimator with the protocol's subset size, subset count and seed. Uses the metrics
+    package's maths (no re-implementation).
+    """
+    from dicetalk_bench.metrics.registry import FID, FVD, KID
+
+    if not result.features or not result.reference_features:
+        return None
+    ref = _stack(result.reference_features)
+    if result.key in (FID, FVD):
+        from dicetalk_bench.metrics.frechet import FeatureStats, frechet_distance
+
+        rs = FeatureStats.from_features(ref)
+        mu_r, cov_r = rs.mean(), rs.cov(ddof=1)
+
+        def fd(gen: np.ndarray) -> float:
+            s = FeatureStats.from_features(gen)
+            return frechet_distance(s.mean(), s.cov(ddof=1), mu_r, cov_r)
+
+        return fd
+    if result.key == KID:
+        from dicetalk_bench.metrics.kid import kernel_inception_distance
+
+        p = result.protocol
+        subset, n_subsets, kid_seed = int(p.get("subset_size", 0)), int(p.get("n_subsets", 0)), int(p.get("seed", 0))
+        if subset < 2 or n_subsets < 1:
+            return None
+
+        def kid(gen: np.ndarray) -> float:
+            return kernel_inception_distance(ref, gen, n_subsets=n_subsets, subset_size=min(subset, len(gen)),
+                                             seed=kid_seed).mean
+        return kid
+    return None
+
+
+def cell_for(result: MetricResult | None, boot: BootstrapConfig) -> Cell:
+    """The cell of one result: value, n, and the bootstrap CI where per-video values or features allow one."""
+    if result is None:
+        return Cell(value=None)
+    ci, how = None, None
+    values = [v for v in result.per_video.values() if v is not None]
+    try:
+        if len(values) >= 2 and boot.resamples > 0:
+            ci, how = bootstrap_mean_ci(values, n_resamples=boot.resamples, level=boot.level, seed=boot.seed), "videos"
+        elif boot.set_resamples > 0 and result.features and len(result.features) >= 2:
+            stat = set_statistic(result)
+            if stat is not None:
+                ci = bootstrap_set_ci(result.features, stat, n_resamples=boot.set_resamples, level=boot.level,
+                                      seed=boot.seed)
+                how = "video-features"
+    except ValueError as exc:  # e.g. non-finite per-video values: the cell keeps its value, without a CI
+        logger.warning("%s: no confidence interval (%s)", result.key, exc)
+        ci, how = None, None
+    return Cell(value=result.value, ci=ci, ci_method=how, n_videos=result.n_videos,
+                n_failures=len(result.failures), calibrated=result.calibrated)
+
+
+def _glossary(columns: Sequence[Column], runs: Sequence[Run]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for col in columns:
+        groups: dict[str, dict[str, Any]] = {}
+        for run in runs:
+            r = run.results.get(col.key)
+            if r is None:
+                continue
+            blob = json.dumps(r.to_dict()["protocol"], sort_keys=True)
+            g = groups.setdefault(blob, {"protocol": json.loads(blob), "methods": []})
+            g["methods"].append(run.method)
+        out[col.key] = list(groups.values())
+    return out
+
+
+def build_tables(runs: Sequence[Run], boot: BootstrapConfig = BootstrapConfig()) -> list[Table]:
+    """One :class:`Table` per dataset (MEAD, HDTF, then others by name), rows in the order of ``runs``."""
+    if not runs:
+        raise LeaderboardError("no results to put in a leaderboard")
+    tables = []
+    for dataset in sorted({r.dataset for r in runs}, key=lambda d: (DATASET_ORDER.get(d, len(DATASET_ORDER)), d)):
+        group = [r for r in runs if r.dataset == dataset]
+        columns = build_columns(group)
+        cells = [{c.key: cell_for(run.results.get(c.key), boot) for c in columns} for run in group]
+        for c in columns:
+            marks = rank_marks([row[c.key].value for row in cells], c.higher_is_better)
+            for row, mark in zip(cells, marks):
+                row[c.key] = dataclasses.replace(row[c.key], mark=mark)
+        rows = tuple(Row(run.method, run.calibrated, run.provenance, str(run.path), cell_row)
+                     for run, cell_row in zip(group, cells))
+        tables.append(Table(dataset, columns, rows, _glossary(columns, group)))
+    return tables

@@ -1,0 +1,322 @@
+"""Leaderboard tables -> ``index.html`` (self-contained), ``results.json``, ``results.csv``, ``results.tex``.
+
+The HTML has inline CSS and JS only (no network assets) and opens from disk. Every string that comes from a results
+file or the registry goes through :func:`esc` (``html.escape`` with quotes), including attribute values; numbers
+are formatted here. Directions, arrows, marks and CIs come from :mod:`.leaderboard`, never from the template.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import html
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dicetalk_bench.fileutil import atomic_write_bytes
+from dicetalk_bench.reports.leaderboard import BootstrapConfig, Cell, Table
+
+LEADERBOARD_SCHEMA = "dicetalk_bench.leaderboard"
+LEADERBOARD_SCHEMA_VERSION = 1
+UNCALIBRATED_NOTE = "uncalibrated weights: not comparable to papers"
+LICENCE_NOTE = ("DICE-Talk and Sonic model weights are licensed CC BY-NC-SA 4.0 (non-commercial, share-alike); "
+                "MEAD may be used for non-commercial research only, under its licence terms; HDTF clips come from "
+                "YouTube videos under their owners' terms. Scores computed with uncalibrated (random or unverified) "
+                "extractor weights are not comparable to published numbers.")
+
+
+def esc(text: Any) -> str:
+    """HTML-escape any value's str() (``& < > " '``)."""
+    return html.escape(str(text), quote=True)
+
+
+def fmt(value: float | None) -> str:
+    """A score for display: 4 significant digits, plain notation for 1e-4 <= |v| < 1e5."""
+    if value is None or not math.isfinite(value):
+        return "\u2013"
+    a = abs(value)
+    if a == 0 or 1e-4 <= a < 1e5:
+        return f"{value:.4g}" if a < 1e4 else f"{value:.0f}"
+    return f"{value:.3e}"
+
+
+def half_width(cell: Cell) -> float | None:
+    return None if cell.ci is None else (cell.ci[1] - cell.ci[0]) / 2.0
+
+
+def _short(h: Any, n: int = 12) -> str:
+    return "\u2013" if not h else str(h)[:n]
+
+
+# ---------------------------------------------------------------------------------------------------- JSON / CSV
+def tables_to_dict(tables: Sequence[Table], boot: BootstrapConfig) -> dict[str, Any]:
+    """The machine-readable leaderboard (``results.json``)."""
+    return {
+        "schema": LEADERBOARD_SCHEMA, "schema_version": LEADERBOARD_SCHEMA_VERSION,
+        "generated_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "bootstrap": {"resamples": boot.resamples, "set_resamples": boot.set_resamples, "level": boot.level,
+                      "seed": boot.seed, "interval": "percentile"},
+        "datasets": [{
+            "dataset": t.dataset,
+            "columns": [{"key": c.key, "higher_is_better": c.higher_is_better, "description": c.description}
+                        for c in t.columns],
+            "rows": [{"method": r.method, "calibrated": r.calibrated, "source": r.source,
+                      "provenance": dict(r.provenance),
+                      "metrics": {k: {"value": c.value, "ci_low": None if c.ci is None else c.ci[0],
+                                      "ci_high": None if c.ci is None else c.ci[1], "ci_method": c.ci_method,
+                                      "n_videos": c.n_videos, "n_failures": c.n_failures, "mark": c.mark,
+                                      "calibrated": c.calibrated}
+                                  for k, c in r.cells.items()}}
+                     for r in t.rows],
+            "glossary": dict(t.glossary),
+        } for t in tables],
+    }
+
+
+def tables_to_csv(tables: Sequence[Table]) -> str:
+    """One line per (dataset, method); per metric: value, ci_low, ci_high, n_videos."""
+    keys: list[str] = []
+    for t in tables:
+        keys += [c.key for c in t.columns if c.key not in keys]
+    header = ["dataset", "method", "calibrated"]
+    for k in keys:
+        header += [k, f"{k}_ci_low", f"{k}_ci_high", f"{k}_n_videos"]
+    header += ["toolkit_version", "git_commit", "date_utc", "config_hash", "checkpoint_sha256"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for t in tables:
+        for r in t.rows:
+            line: list[Any] = [t.dataset, r.method, r.calibrated]
+            for k in keys:
+                c = r.cells.get(k)
+                if c is None or c.value is None:
+                    line += ["", "", "", "" if c is None else c.n_videos]
+                else:
+                    line += [repr(float(c.value)), "" if c.ci is None else repr(c.ci[0]),
+                             "" if c.ci is None else repr(c.ci[1]), c.n_videos]
+            p = r.provenance
+            ck = p.get("checkpoint") or {}
+            line += [p.get("toolkit_version") or "", p.get("git_commit") or "", p.get("date_utc") or "",
+                     p.get("config_hash") or "", ck.get("sha256", "") if isinstance(ck, dict) else ""]
+            w.writerow(line)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------- LaTeX
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}"}
+
+
+def tex_escape(text: Any) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(text))
+
+
+def tables_to_latex(tables: Sequence[Table]) -> str:
+    """One booktabs ``tabular`` per dataset: best \\textbf, second \\underline, $\\pm$ half-width of the 95% CI."""
+    parts = ["% generated by python -m dicetalk_bench.evaluate leaderboard; needs \\usepackage{booktabs}"]
+    for t in tables:
+        parts.append(f"% dataset: {tex_escape(t.dataset)}")
+        parts.append("\\begin{tabular}{l" + "c" * len(t.columns) + "}")
+        parts.append("\\toprule")
+        heads = [f"{tex_escape(c.key.upper())} $\\{'uparrow' if c.higher_is_better else 'downarrow'}$"
+                 for c in t.columns]
+        parts.append(" & ".join(["Method"] + heads) + " \\\\")
+        parts.append("\\midrule")
+        for r in t.rows:
+            cells = []
+            for c in t.columns:
+                cell = r.cells[c.key]
+                s = fmt(cell.value)
+                if cell.mark == "best":
+                    s = f"\\textbf{{{s}}}"
+                elif cell.mark == "second":
+                    s = f"\\underline{{{s}}}"
+                hw = half_width(cell)
+                if hw is not None:
+                    s += f" {{\\scriptsize $\\pm$ {fmt(hw)}}}"
+                cells.append(s)
+            name = tex_escape(r.method) + ("$^\\dagger$" if not r.calibrated else "")
+            parts.append(" & ".join([name] + cells) + " \\\\")
+        parts.append("\\bottomrule")
+        parts.append("\\end{tabular}")
+        if any(not r.calibrated for r in t.rows):
+            parts.append(f"% $^\\dagger$ {UNCALIBRATED_NOTE}")
+    return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------- HTML
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#222;max-width:1400px}
+h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.6rem}
+.tabs button{border:1px solid #bbb;background:#f4f4f4;padding:.35rem .9rem;cursor:pointer;border-radius:4px 4px 0 0}
+.tabs button.active{background:#fff;border-bottom-color:#fff;font-weight:600}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
+th,td{border:1px solid #ddd;padding:.3rem .55rem;text-align:right;vertical-align:top}
+th{background:#f7f7f7;cursor:pointer;user-select:none}th.name,td.name{text-align:left}
+td.best .v{font-weight:700}td.second .v{text-decoration:underline}
+.ci{color:#666;font-size:.78rem}.n{color:#888;font-size:.72rem;display:block}
+.uncal{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:#fde2e1;color:#9b1c1c;
+border:1px solid #f5a3a0;border-radius:3px;font-size:.72rem;font-weight:400}
+tr.uncalibrated td{background:#fffafa}
+.prov th,.gloss th{text-align:left}
+.prov td,.gloss td{text-align:left;font-family:ui-monospace,monospace;font-size:.78rem}
+pre{margin:0;white-space:pre-wrap;max-width:60rem}
+footer{margin-top:2rem;border-top:1px solid #ddd;padding-top:.6rem;font-size:.82rem;color:#444}
+"""
+
+# Sorting: the first click on a metric header puts the best value first (direction from data-hib), the next click
+# reverses; rows without a value always go last. The method column sorts alphabetically.
+_JS = """
+function showTab(id){document.querySelectorAll('section.dataset').forEach(function(s){s.hidden=(s.id!==id);});
+document.querySelectorAll('.tabs button').forEach(function(b){b.classList.toggle('active',b.dataset.target===id);});}
+function sortBy(th){var table=th.closest('table'),tbody=table.tBodies[0],col=th.cellIndex;
+var hib=th.dataset.hib,asc;var state=th.dataset.state==='1'?'0':'1';
+table.querySelectorAll('th').forEach(function(h){h.dataset.state='';});th.dataset.state=state;
+if(hib==='true'){asc=state!=='1';}else if(hib==='false'){asc=state==='1';}else{asc=state==='1';}
+var rows=Array.prototype.slice.call(tbody.rows);
+rows.sort(function(a,b){var x=a.cells[col].dataset.sort,y=b.cells[col].dataset.sort;
+if(hib===undefined){return asc?x.localeCompare(y):y.localeCompare(x);}
+var ex=(x===''),ey=(y==='');if(ex||ey){return ex-ey;}x=parseFloat(x);y=parseFloat(y);return asc?x-y:y-x;});
+rows.forEach(function(r){tbody.appendChild(r);});}
+document.addEventListener('DOMContentLoaded',function(){
+document.querySelectorAll('th[data-sortable]').forEach(function(th){
+th.addEventListener('click',function(){sortBy(th);});});
+var first=document.querySelector('.tabs button');if(first){showTab(first.dataset.target);}
+document.querySelectorAll('.tabs button').forEach(function(b){
+b.addEventListener('click',function(){showTab(b.dataset.target);});});});
+"""
+
+
+def _cell_html(cell: Cell) -> str:
+    cls = [cell.mark] if cell.mark else []
+    sort = "" if cell.value is None else repr(float(cell.value))
+    title = f"n = {cell.n_videos} videos"
+    if cell.n_failures:
+        title += f", {cell.n_failures} failed"
+    if cell.ci is not None:
+        title += f"; 95% CI [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}] (bootstrap over {cell.ci_method})"
+    body = f'<span class="v">{esc(fmt(cell.value))}</span>'
+    hw = half_width(cell)
+    if hw is not None:
+        body += f' <span class="ci">\u00b1 {esc(fmt(hw))}</span>'
+    if cell.value is not None or cell.n_videos:
+        body += f'<span class="n">n={esc(cell.n_videos)}</span>'
+    return (f'<td class="{esc(" ".join(cls))}" data-sort="{esc(sort)}" title="{esc(title)}">{body}</td>')
+
+
+def _table_html(t: Table) -> str:
+    out = ['<table class="board"><thead><tr><th class="name" data-sortable>Method</th>']
+    for c in t.columns:
+        direction = "higher is better" if c.higher_is_better else "lower is better"
+        out.append(f'<th data-sortable data-hib="{"true" if c.higher_is_better else "false"}" '
+                   f'title="{esc(c.description)} ({direction})">{esc(c.key.upper())} {esc(c.arrow)}</th>')
+    out.append("</tr></thead><tbody>")
+    for r in t.rows:
+        badge = "" if r.calibrated else f'<span class="uncal">{esc(UNCALIBRATED_NOTE)}</span>'
+        row_cls = "" if r.calibrated else ' class="uncalibrated"'
+        out.append(f'<tr{row_cls}><td class="name" data-sort="{esc(r.method)}">{esc(r.method)}{badge}</td>')
+        out += [_cell_html(r.cells[c.key]) for c in t.columns]
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _provenance_html(t: Table, raw_links: dict[str, str]) -> str:
+    out = ['<table class="prov"><thead><tr><th class="name">Method</th><th>checkpoint sha256</th>'
+           '<th>toolkit</th><th>git commit</th><th>date (UTC)</th><th>config hash</th><th>seed</th>'
+           '<th>extractor weights</th><th>extractors (sha256)</th><th>raw results</th></tr></thead><tbody>']
+    for r in t.rows:
+        p = r.provenance
+        ck = p.get("checkpoint") or {}
+        exts = "; ".join(f"{e.get('key')}: {_short(e.get('sha256'))}{'' if e.get('calibrated') else ' (uncalibrated)'}"
+                         for e in p.get("extractors") or [])
+        cal = "calibrated" if r.calibrated else UNCALIBRATED_NOTE
+        link = raw_links.get(r.source)
+        link_html = f'<a href="{esc(link)}">{esc(Path(link).name)}</a>' if link else "\u2013"
+        cells = [_short(ck.get("sha256") if isinstance(ck, dict) else None), p.get("toolkit_version") or "\u2013",
+                 _short(p.get("git_commit")) + (" (uncommitted changes)" if p.get("git_dirty") else ""),
+                 p.get("date_utc") or "\u2013", p.get("config_hash") or "\u2013",
+                 "\u2013" if p.get("seed") is None else p.get("seed"), cal, exts or "\u2013"]
+        out.append(f'<tr><td class="name">{esc(r.method)}</td>' + "".join(f"<td>{esc(c)}</td>" for c in cells)
+                   + f"<td>{link_html}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _glossary_html(t: Table) -> str:
+    out = ['<table class="gloss"><thead><tr><th class="name">Metric</th><th>direction</th><th>definition</th>'
+           '<th>protocol</th><th>methods</th></tr></thead><tbody>']
+    for c in t.columns:
+        groups = t.glossary.get(c.key, [])
+        for i, g in enumerate(groups):
+            differs = " (protocol differs between rows)" if len(groups) > 1 else ""
+            out.append(f'<tr><td class="name">{esc(c.key.upper())}</td>'
+                       f'<td>{esc(c.arrow)} {esc("higher" if c.higher_is_better else "lower")} is better</td>'
+                       f"<td>{esc(c.description)}{esc(differs)}</td>"
+                       f"<td><pre>{esc(json.dumps(g['protocol'], indent=1, sort_keys=True))}</pre></td>"
+                       f"<td>{esc(', '.join(g['methods']))}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str = "dicetalk_bench leaderboard",
+                   raw_links: dict[str, str] | None = None) -> str:
+    """The whole self-contained page."""
+    raw_links = raw_links or {}
+    generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    ids = [f"ds-{i}" for i in range(len(tables))]
+    tabs = "".join(f'<button type="button" data-target="{esc(i)}">{esc(t.dataset.upper())}</button>'
+                   for i, t in zip(ids, tables))
+    sections = []
+    for i, t in zip(ids, tables):
+        sections.append(
+            f'<section class="dataset" id="{esc(i)}"><h2>{esc(t.dataset.upper())}</h2>{_table_html(t)}'
+            f"<h2>Provenance</h2>{_provenance_html(t, raw_links)}"
+            f"<h2>Metric glossary</h2>{_glossary_html(t)}</section>")
+    legend = (f"Arrows give the direction (\u2191 higher is better, \u2193 lower is better). Per column the best value "
+              f"is <b>bold</b> and the second best <u>underlined</u>. \u00b1 is half the width of the "
+              f"{esc(round(boot.level * 100))}% percentile-bootstrap interval over videos ({esc(boot.resamples)} "
+              f"resamples of per-video values; {esc(boot.set_resamples)} resamples of stored per-video features "
+              f"for FID/KID/FVD; seed {esc(boot.seed)}); hover a cell for the interval and n. Click a header to sort "
+              f"(best first).")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{esc(title)}</title><style>{_CSS}</style><script>{_JS}</script></head><body>"
+            f"<h1>{esc(title)}</h1><p>{legend}</p><p>Generated {esc(generated)}. Data: "
+            '<a href="results.json">results.json</a>, <a href="results.csv">results.csv</a>, '
+            '<a href="results.tex">results.tex</a>.</p>'
+            f'<nav class="tabs">{tabs}</nav>{"".join(sections)}'
+            f"<footer><b>Licences.</b> {esc(LICENCE_NOTE)}</footer></body></html>\n")
+
+
+def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: BootstrapConfig, *,
+                      title: str = "dicetalk_bench leaderboard") -> dict[str, Path]:
+    """Write index.html, results.json, results.csv, results.tex and raw/<dataset>/<file>.json copies of the runs'
+    results files (so the folder is self-contained); returns the paths by name."""
+    from dicetalk_bench.reports.runs import safe_file_stem
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    raw_links: dict[str, str] = {}
+    for t in tables:
+        for r in t.rows:
+            rel = f"raw/{safe_file_stem(t.dataset)}/{safe_file_stem(r.method)}.json"
+            k = 2
+            while rel in raw_links.values():  # two names with the same safe stem ("a<b", "a_b")
+                rel = f"raw/{safe_file_stem(t.dataset)}/{safe_file_stem(r.method)}-{k}.json"
+                k += 1
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(out / rel, Path(r.source).read_bytes())
+            raw_links[r.source] = rel
+    paths = {"html": out / "index.html", "json": out / "results.json", "csv": out / "results.csv",
+             "latex": out / "results.tex"}
+    atomic_write_bytes(paths["json"], (json.dumps(tables_to_dict(tables, boot), indent=2, allow_nan=False)
+                                       + "\n").encode())
+    atomic_write_bytes(paths["csv"], tables_to_csv(tables).encode())
+    atomic_write_bytes(paths["latex"], tables_to_latex(tables).encode())
+    atomic_write_bytes(paths["html"], tables_to_html(tables, boot, title=title, raw_links=raw_links).encode())
+    return paths

@@ -1,0 +1,120 @@
+"""Leaderboard files: escaped self-contained HTML, CSV and LaTeX contents, results.json."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+from reports_helpers import metric
+
+from dicetalk_bench.reports.leaderboard import BootstrapConfig, build_tables
+from dicetalk_bench.reports.render import (LICENCE_NOTE, UNCALIBRATED_NOTE, esc, fmt, tables_to_latex, tex_escape,
+                                           write_leaderboard)
+from dicetalk_bench.reports.runs import find_runs
+
+BOOT = BootstrapConfig(resamples=200, set_resamples=0)
+EVIL = '<script>alert("x")</script> & co'
+
+
+@pytest.fixture
+def board(write_results, tmp_path):
+    write_results(EVIL, "mead", [metric("fid", 12.5, False), metric("psnr", 30.0, True, {"a": 29.0, "b": 31.0})])
+    write_results("plain_b", "mead", [metric("fid", 10.0, False, calibrated=False),
+                                      metric("psnr", 25.0, True, {"a": 25.0, "b": 25.0})])
+    write_results("plain_c", "mead", [metric("fid", 11.0, False), metric("psnr", 20.0, True, {"a": 19.0, "b": 21.0})])
+    write_results("hd", "hdtf", [metric("ssim", 0.8, True, {"a": 0.8, "b": 0.8})])
+    tables = build_tables(find_runs(write_results.root), BOOT)
+    return tables, write_leaderboard(tables, tmp_path / "board", BOOT)
+
+
+def _rows_of(page: str, section: str) -> list[str]:
+    body = page.split(f'id="{section}"')[1].split("</section>")[0]
+    board = body.split('<table class="board">')[1].split("</table>")[0]
+    return re.findall(r"<tr.*?</tr>", board.split("<tbody>")[1])
+
+
+def test_html_escapes_every_string_from_the_results(board):
+    page = board[1]["html"].read_text()
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in page
+    # only our own inline script block exists
+    assert page.count("<script>") == 1 and page.count("</script>") == 1
+    assert esc("<a href='x'>") == "&lt;a href=&#x27;x&#x27;&gt;"
+
+
+def test_html_is_self_contained(board):
+    page = board[1]["html"].read_text()
+    assert "<link" not in page and " src=" not in page and "http://" not in page and "https://" not in page
+    assert "<style>" in page and page.startswith("<!DOCTYPE html>")
+
+
+def test_html_marks_best_and_second_by_direction_and_shows_arrows(board):
+    page = board[1]["html"].read_text()
+    tables = board[0]
+    mead_id = f"ds-{[t.dataset for t in tables].index('mead')}"
+    rows = _rows_of(page, mead_id)
+    by_method = {("plain_b" if "plain_b" in r else "plain_c" if "plain_c" in r else "evil"): r for r in rows}
+    cells = {m: re.findall(r'<td class="([^"]*)" data-sort="([^"]*)"', r)[1:] for m, r in by_method.items()}
+    # columns: FID (lower better) then PSNR (higher better)
+    assert cells["plain_b"][0][0] == "best" and cells["plain_c"][0][0] == "second" and cells["evil"][0][0] == ""
+    assert cells["evil"][1][0] == "best" and cells["plain_b"][1][0] == "second" and cells["plain_c"][1][0] == ""
+    assert 'data-hib="false"' in page and 'data-hib="true"' in page
+    assert "FID \u2193" in page and "PSNR \u2191" in page
+    assert "\u00b1" in page and "n=2" in page
+
+
+def test_html_tabs_provenance_glossary_and_footer(board):
+    page = board[1]["html"].read_text()
+    assert page.count('<section class="dataset"') == 2 and ">HDTF</button>" in page and ">MEAD</button>" in page
+    assert UNCALIBRATED_NOTE in page and 'class="uncalibrated"' in page
+    assert esc(LICENCE_NOTE) in page and "CC BY-NC-SA 4.0" in LICENCE_NOTE and "MEAD" in LICENCE_NOTE
+    assert "Metric glossary" in page and "protocol of fid" in page
+    assert "fefefefefefe" in page and "c0ffeec0ffee" in page and "2026-01-02T03:04:05Z" in page  # provenance
+    assert "Frechet Inception Distance" in page  # description from the registry
+    raw = re.findall(r'<a href="(raw/[^"]+)"', page)
+    assert len(raw) == 4 and all((board[1]["html"].parent / r).is_file() for r in raw)
+
+
+def test_csv_has_one_line_per_run_with_values_and_intervals(board):
+    rows = list(csv.DictReader(io.StringIO(board[1]["csv"].read_text())))
+    assert [(r["dataset"], r["method"]) for r in rows] == [("mead", EVIL), ("mead", "plain_b"), ("mead", "plain_c"),
+                                                          ("hdtf", "hd")]
+    evil = rows[0]
+    assert float(evil["fid"]) == 12.5 and float(evil["psnr"]) == 30.0 and evil["psnr_n_videos"] == "2"
+    assert 29.0 <= float(evil["psnr_ci_low"]) < 30.0 < float(evil["psnr_ci_high"]) <= 31.0
+    assert evil["fid_ci_low"] == "" and evil["ssim"] == "" and evil["calibrated"] == "True"
+    assert rows[1]["calibrated"] == "False" and float(rows[1]["psnr_ci_low"]) == 25.0
+    assert rows[3]["checkpoint_sha256"] == "fe" * 32 and rows[0]["config_hash"] == "0123456789abcdef"
+
+
+def test_latex_marks_escapes_and_directions(board):
+    tex = board[1]["latex"].read_text()
+    mead = tex.split("% dataset: mead")[1]
+    assert "FID $\\downarrow$ & PSNR $\\uparrow$" in mead
+    lines = {ln.split(" & ")[0]: ln for ln in mead.splitlines() if " & " in ln and "Method" not in ln}
+    assert lines["plain\\_b$^\\dagger$"].split(" & ")[1] == "\\textbf{10}"
+    assert lines["plain\\_c"].split(" & ")[1] == "\\underline{11}"
+    assert "\\textbf{30}" in lines[tex_escape(EVIL)]
+    assert "\\textless{}script\\textgreater{}" in tex and "\\&" in tex and "<script>" not in tex
+    assert UNCALIBRATED_NOTE in tex
+    assert tables_to_latex(board[0]) == tex  # deterministic
+
+
+def test_results_json_carries_directions_marks_and_provenance(board):
+    doc = json.loads(board[1]["json"].read_text())
+    assert doc["schema"] == "dicetalk_bench.leaderboard" and doc["bootstrap"]["resamples"] == 200
+    mead = next(d for d in doc["datasets"] if d["dataset"] == "mead")
+    assert [(c["key"], c["higher_is_better"]) for c in mead["columns"]] == [("fid", False), ("psnr", True)]
+    marks = {r["method"]: r["metrics"]["fid"]["mark"] for r in mead["rows"]}
+    assert marks == {EVIL: None, "plain_b": "best", "plain_c": "second"}
+    assert mead["rows"][0]["provenance"]["git_commit"] == "c0ffee" * 6
+
+
+@pytest.mark.parametrize("value, text", [(12.3456, "12.35"), (0.000123456, "0.0001235"), (12345.6, "12346"),
+                                         (None, "\u2013"), (float("nan"), "\u2013"), (0.0, "0"),
+                                         (3e-7, "3.000e-07")])
+def test_number_format(value, text):
+    assert fmt(value) == text
