@@ -59,10 +59,48 @@ class FanLandmarker:
 
     def __call__(self, frame: np.ndarray, box_xyxy: np.ndarray) -> np.ndarray:
         """``frame`` (H, W, 3) uint8 RGB, ``box_xyxy`` (4,) source pixels -> (68, 2) float32 source pixels."""
-        out = self._fa.get_landmarks_from_image(frame, detected_faces=[np.asarray(box_xyxy, dtype=np.float32)])
-        if not out:
-            return np.full((68, 2), np.nan, dtype=np.float32)
-        return np.asarray(out[0], dtype=np.float32)[:, :2]
+        return self.batch(np.asarray(frame)[None], np.asarray(box_xyxy)[None], batch_size=1)[0]
+
+    def batch(self, frames: np.ndarray, boxes_xyxy: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """Landmarks for many frames, one face each, one FAN forward per ``batch_size`` crops.
+
+        ``frames`` (T, H, W, 3) uint8 RGB, ``boxes_xyxy`` (T, 4) source pixels -> (T, 68, 2) float32 source
+        pixels. Uses face-alignment's own crop rule (centre shifted up by CENTER_Y_OFFSET of the box height,
+        scale = (w + h) / reference_scale, 256x256 crop) and its heatmap decoder ``get_preds_fromhm``
+        (argmax + quarter-pixel shift toward the higher neighbour, then the inverse crop transform), so the
+        result equals ``get_landmarks_from_image(frame, detected_faces=[box])`` frame by frame.
+        """
+        import torch
+        from face_alignment import api as fa_api
+        from face_alignment.utils import crop, get_preds_fromhm
+
+        # float64: face-alignment's transform() assigns the scale into a torch tensor and rejects np.float32
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+        if len(frames) != len(boxes):
+            raise ValueError(f"FAN landmarks: {len(frames)} frames but {len(boxes)} boxes")
+        if batch_size < 1:
+            raise ValueError(f"FAN landmarks: batch_size must be >= 1, got {batch_size}")
+        ref = self._fa.face_detector.reference_scale
+        out = np.empty((len(boxes), 68, 2), np.float32)
+        for s in range(0, len(boxes), batch_size):
+            centers, scales, crops = [], [], []
+            for f, d in zip(frames[s:s + batch_size], boxes[s:s + batch_size]):
+                c = np.array([d[2] - (d[2] - d[0]) / 2.0, d[3] - (d[3] - d[1]) / 2.0])
+                c[1] = c[1] - (d[3] - d[1]) * fa_api.CENTER_Y_OFFSET
+                sc = float((d[2] - d[0] + d[3] - d[1]) / ref)
+                centers.append(c)
+                scales.append(sc)
+                crops.append(crop(f, c, sc).transpose((2, 0, 1)).astype(np.float32) / 255.0)
+            inp = torch.from_numpy(np.stack(crops)).to(self._fa.device, dtype=self._fa.dtype)
+            with torch.no_grad():
+                hm = self._fa.face_alignment_net(inp)
+            if isinstance(hm, list):
+                hm = hm[-1]
+            hm = hm.detach().to(device="cpu", dtype=torch.float32).numpy()
+            for i in range(len(crops)):
+                _, pts_img, _ = get_preds_fromhm(hm[i:i + 1], centers[i], scales[i])
+                out[s + i] = np.asarray(pts_img, dtype=np.float32).reshape(68, 2)
+        return out
 
     @property
     def calibrated(self) -> bool:

@@ -91,6 +91,7 @@ class VideoTask:
     out: Path
     config: PreprocessConfig
     config_hash: str
+    allow_unverified: bool = False  # for the optional FAN weights
 
     @property
     def task_id(self) -> str:
@@ -243,7 +244,7 @@ def _process_video(task: VideoTask) -> dict[str, Any]:
     if cfg.fan:
         from .landmarks import try_fan
 
-        fan = try_fan()
+        fan = try_fan(allow_unverified=task.allow_unverified)
     lmk68 = np.full((n_frames, 68, 2), np.nan, np.float32) if fan is not None else None
 
     paths = video_outputs(out, clip.clip_id)
@@ -254,9 +255,9 @@ def _process_video(task: VideoTask) -> dict[str, Any]:
         for ch in _range_chunks(clip.video_path, cfg.fps, cfg.chunk_frames, clip.start_s, clip.end_s):
             batch = np.stack([cropm.warp(f, mats[min(k + i, n_frames - 1)], cfg.crop.size) for i, f in enumerate(ch.frames)])
             if lmk68 is not None:
-                for i, f in enumerate(ch.frames):
-                    if k + i < n_frames:
-                        lmk68[k + i] = fan(f, track.boxes_xyxy[k + i])
+                m = max(0, min(len(ch.frames), n_frames - k))
+                if m:  # one FAN forward per chunk (batched crops), GPU when present
+                    lmk68[k:k + m] = fan.batch(ch.frames[:m], track.boxes_xyxy[k:k + m])
             writer.write(batch)
             k += len(ch.frames)
         if k != n_frames:
@@ -392,7 +393,7 @@ def plan(clips: Sequence[ClipSource], out: Path, cfg: PreprocessConfig, *, allow
 
     wrec = whisper_record(cfg.audio.whisper, allow_unverified=allow_unverified)
     vh, ah = video_config_hash(cfg), audio_config_hash(cfg, wrec["sha256"])
-    vtasks = tuple(VideoTask(c, out, cfg, vh) for c in clips)
+    vtasks = tuple(VideoTask(c, out, cfg, vh, allow_unverified) for c in clips)
     seen: dict[str, AudioTask] = {}
     for c in clips:
         if c.audio_id not in seen:
