@@ -5,6 +5,7 @@ Layout of ``<run>/checkpoints/step_<NNNNNNN>/``:
 - ``model.safetensors``: the trainable network (``unet.*``, ``pose_guider.*``, ``audio_proj.*``, ``emo_model.*``;
   each sub-dict has the release keys) and the emotion priors as ``priors.<emotion>`` (1, 256);
 - ``optimizer.safetensors``: every tensor of the optimiser state, flattened as ``state.<param>.<name>``;
+- ``ema.safetensors`` (only when the run keeps one): the EMA of each trainable parameter, by parameter name;
 - ``state.json``: step, resolved training config, optimiser hyper-parameters and scalar state, loss history,
   and the records (key, sha256, calibrated) of the Whisper and SVD weights the run used.
 
@@ -54,7 +55,8 @@ def step_dir(run_dir: Path, step: int) -> Path:
 
 
 def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    state: Mapping[str, Any], priors: Mapping[str, np.ndarray] | None = None) -> Path:
+                    state: Mapping[str, Any], priors: Mapping[str, np.ndarray] | None = None,
+                    ema: Mapping[str, torch.Tensor] | None = None) -> Path:
     """Write checkpoint ``step`` of ``run_dir`` atomically and point ``latest`` at it; returns its folder."""
     from safetensors.torch import save_file
 
@@ -69,6 +71,8 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model: torch.nn.Modul
     save_file(weights, str(tmp / "model.safetensors"))
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    if ema is not None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
     doc = dict(state)
     doc.update(step=step, optimizer=opt_meta)
     (tmp / "state.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str))
@@ -96,6 +100,7 @@ class Checkpoint:
     state: dict[str, Any]
     model: dict[str, torch.Tensor]
     priors: dict[str, np.ndarray]
+    ema: dict[str, torch.Tensor] | None = None  # EMA of the trainable weights, when the run kept one
 
     @property
     def step(self) -> int:
@@ -113,7 +118,8 @@ def read_checkpoint(folder: str | os.PathLike) -> Checkpoint:
     tensors = load_file(str(folder / "model.safetensors"))
     priors = {k[len("priors."):]: v.numpy() for k, v in tensors.items() if k.startswith("priors.")}
     model = {k: v for k, v in tensors.items() if not k.startswith("priors.")}
-    return Checkpoint(folder, json.loads((folder / "state.json").read_text()), model, priors)
+    ema = load_file(str(folder / "ema.safetensors")) if (folder / "ema.safetensors").is_file() else None
+    return Checkpoint(folder, json.loads((folder / "state.json").read_text()), model, priors, ema)
 
 
 def load_optimizer_state(folder: str | os.PathLike, optimizer: torch.optim.Optimizer) -> None:

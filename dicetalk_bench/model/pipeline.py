@@ -61,6 +61,11 @@ def load_checkpoint_for_sampling(folder: str | Path, device: str | torch.device 
         net = DiceTalkNetwork(cfg)
     net.to_empty(device=device)
     net.load_state_dict(c.model, strict=True)
+    if c.ema is not None:  # sample with the averaged weights when the run kept them
+        unexpected = sorted(set(c.ema) - set(dict(net.named_parameters())))
+        if unexpected:
+            raise ValueError(f"checkpoint {folder}: EMA tensors {unexpected[:3]} match no parameter of the network")
+        net.load_state_dict(c.ema, strict=False)
     net.eval()
     svd_path = Path(c.state["records"]["svd"]["file"])
     encoders = load_frozen_encoders(svd_path).to(device)

@@ -73,6 +73,7 @@ class TrainConfig:
     activation_checkpointing: bool = False
     train_unet: bool = True  # False: freeze the SVD UNet, train only the new modules (24 GB cards)
     allow_unverified: bool = False
+    ema_decay: float = 0.0  # exponential moving average of the trainable weights; 0 disables (e.g. 0.9999)
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -126,6 +127,7 @@ class Run:
     model: torch.nn.Module | None = None  # ``net`` or its DistributedDataParallel wrapper
     rank: int = 0
     world: int = 1
+    ema: dict | None = None  # name -> EMA tensor of each trainable parameter (cfg.ema_decay > 0)
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -270,11 +272,28 @@ def compute_gradients(run: Run, step: int) -> dict[str, torch.Tensor]:
     return terms
 
 
+def init_ema(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """EMA state: a detached copy of every trainable parameter, keyed by its ``named_parameters`` name."""
+    return {name: p.detach().clone() for name, p in net.named_parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def ema_update(ema: dict[str, torch.Tensor], net: torch.nn.Module, decay: float) -> None:
+    """In place: ``ema <- decay * ema + (1 - decay) * param`` for every tracked parameter."""
+    params = dict(net.named_parameters())
+    for name, value in ema.items():
+        value.lerp_(params[name].detach(), 1.0 - decay)
+
+
 def train_step(run: Run) -> dict[str, float]:
-    """One optimiser step at ``run.step + 1``; returns the loss terms as floats."""
+    """One optimiser step at ``run.step + 1`` (and the EMA update); returns the loss terms as floats."""
     step = run.step + 1
     terms = compute_gradients(run, step)
+    if run.cfg.ema_decay > 0 and run.ema is None:
+        run.ema = init_ema(run.net)  # the average starts from the weights before the first step
     run.optimizer.step()
+    if run.ema is not None:
+        ema_update(run.ema, run.net, run.cfg.ema_decay)
     run.step = step
     out = {k: float(v.detach()) for k, v in terms.items()}
     out["step"] = step
@@ -293,7 +312,8 @@ def resume_hash(cfg: TrainConfig) -> str:
 
 
 def save(run: Run) -> Path:
-    return ckpt.save_checkpoint(run.cfg.out_dir, run.step, run.net, run.optimizer, _state(run), run.data.priors)
+    return ckpt.save_checkpoint(run.cfg.out_dir, run.step, run.net, run.optimizer, _state(run), run.data.priors,
+                                ema=run.ema)
 
 
 def resume(run: Run) -> Run:
@@ -311,6 +331,10 @@ def resume(run: Run) -> Run:
                          f"({c.state['records']['whisper']}) than {run.cfg.data_root} ({run.records['whisper']})")
     run.net.load_state_dict(c.model, strict=True)
     ckpt.load_optimizer_state(folder, run.optimizer)
+    if run.cfg.ema_decay > 0:
+        if c.ema is None:
+            raise ValueError(f"checkpoint {folder} has no EMA weights but ema_decay={run.cfg.ema_decay}")
+        run.ema = {k: v.to(run.device).clone() for k, v in c.ema.items()}
     run.step, run.history = c.step, list(c.state["history"])
     logger.info("resumed %s at step %d", folder, run.step)
     return run

@@ -252,3 +252,60 @@ def test_train_cli_runs_and_resumes(preprocessed, priors_dir, svd_dir, tmp_path,
     assert (tmp_path / "run" / "train_config.yaml").is_file()
     assert main(["--config", str(path), "bogus_key=1"]) == 2
     assert "bogus_key" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------------- EMA
+
+
+def test_ema_update_closed_form():
+    from dicetalk_bench.model.train_loop import ema_update, init_ema
+
+    net = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[1.0, 2.0]]))
+    ema = init_ema(net)
+    for w in ([3.0, 2.0], [5.0, 0.0]):
+        with torch.no_grad():
+            net.weight.copy_(torch.tensor([w]))
+        ema_update(ema, net, decay=0.9)
+    # e1 = 0.9*[1,2] + 0.1*[3,2] = [1.2, 2.0]; e2 = 0.9*e1 + 0.1*[5,0] = [1.58, 1.8]
+    torch.testing.assert_close(ema["weight"], torch.tensor([[1.58, 1.8]]), rtol=0, atol=1e-6)
+    assert not init_ema(net)["weight"].requires_grad
+
+
+def test_ema_survives_kill_and_resume_and_is_used_for_sampling(preprocessed, priors_dir, svd_dir, tmp_path):
+    from dicetalk_bench.model.pipeline import load_checkpoint_for_sampling
+
+    full = train(tiny_config(preprocessed, priors_dir, svd_dir, tmp_path / "full", steps=4, ema_decay=0.5),
+                 device="cpu")
+    assert full.ema is not None
+    moved = [n for n, v in full.ema.items() if not torch.equal(v, dict(full.net.named_parameters())[n])]
+    assert moved  # the average lags behind the trained weights
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_3(run, terms):
+        if run.step == 3:
+            raise Killed
+
+    cfg = tiny_config(preprocessed, priors_dir, svd_dir, tmp_path / "killed", steps=4, ema_decay=0.5)
+    with pytest.raises(Killed):
+        train(cfg, device="cpu", on_step=kill_after_3)
+    resumed = train(cfg, resume_run=True, device="cpu")
+    assert set(resumed.ema) == set(full.ema)
+    for name in full.ema:
+        assert torch.equal(full.ema[name], resumed.ema[name]), name
+    folder = ckpt.latest_checkpoint(cfg.out_dir)
+    assert ckpt.read_checkpoint(folder).ema is not None
+    loaded = load_checkpoint_for_sampling(folder)
+    params = dict(loaded.net.named_parameters())
+    assert all(torch.equal(params[n], full.ema[n]) for n in moved)
+
+
+def test_resume_without_ema_in_checkpoint_is_refused(preprocessed, priors_dir, svd_dir, tmp_path):
+    cfg = tiny_config(preprocessed, priors_dir, svd_dir, tmp_path / "r", steps=2, ema_decay=0.9)
+    train(cfg, device="cpu")
+    (ckpt.latest_checkpoint(cfg.out_dir) / "ema.safetensors").unlink()
+    with pytest.raises(ValueError, match="no EMA weights"):
+        train(dataclasses.replace(cfg, steps=4), resume_run=True, device="cpu")
