@@ -173,18 +173,12 @@ def write_random_weights(target: Path, seed: int) -> None:
     """Random weights in the format of ``i3d_pretrained_400.pt``: a plain state dict (torch.save) with exactly the
     344 names and shapes of pytorch-i3d's InceptionI3d(400); BatchNorm statistics randomised mildly."""
     from dicetalk_bench.fileutil import atomic_path
+    from dicetalk_bench.metrics._random_init import randomise_conv_bn_
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = InceptionI3d()
-        for mod in model.modules():
-            if isinstance(mod, nn.Conv3d):
-                nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
-            elif isinstance(mod, nn.BatchNorm3d):
-                nn.init.uniform_(mod.weight, 0.8, 1.2)
-                nn.init.normal_(mod.bias, 0.0, 0.1)
-                mod.running_mean.normal_(0.0, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
+        randomise_conv_bn_(model)
         state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(Path(target), suffix=".pt") as tmp:
         torch.save(state, tmp)

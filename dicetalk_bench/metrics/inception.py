@@ -62,18 +62,12 @@ def write_random_weights(target: Path, seed: int) -> None:
     with exactly the parameter and buffer names/shapes of the FID InceptionV3. BatchNorm running statistics are
     randomised too (mean ~ N(0, 0.1), var ~ U(0.5, 1.5)) so that they matter in tests."""
     from dicetalk_bench.fileutil import atomic_path
+    from dicetalk_bench.metrics._random_init import randomise_conv_bn_
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = _build_unloaded()
-        for mod in model.modules():
-            if isinstance(mod, nn.Conv2d):
-                nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
-            elif isinstance(mod, nn.BatchNorm2d):
-                nn.init.uniform_(mod.weight, 0.8, 1.2)
-                nn.init.normal_(mod.bias, 0.0, 0.1)
-                mod.running_mean.normal_(0.0, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
+        randomise_conv_bn_(model)
         state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     target = Path(target)
     with atomic_path(target, suffix=".pth") as tmp:
