@@ -127,15 +127,20 @@ def square_face_crops(frames: np.ndarray, boxes_xyxy: np.ndarray, scale: float =
     return out
 
 
+def _read_clip_map(path: str, option: str, what: str) -> dict[str, Any]:
+    """The JSON object (clip id -> ``what``) named by option ``emo-acc.<option>``; a clear error if unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"option emo-acc.{option}: cannot read {path} as a JSON object clip id -> {what} "
+                         f"({exc})") from exc
+
+
 def _labels(request: ScoreRequest, clip_ids: list[str]) -> tuple[dict[str, str], dict[str, str]]:
     path = request.option(EMO_ACC, "labels")
     failures: dict[str, str] = {}
     if path:
-        try:
-            given = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"option emo-acc.labels: cannot read {path} as a JSON object clip id -> emotion "
-                             f"({exc})") from exc
+        given = _read_clip_map(path, "labels", "emotion")
         labels = {cid: str(given[cid]).lower() for cid in clip_ids if cid in given}
         for cid in clip_ids:
             if cid not in labels:
@@ -182,13 +187,7 @@ def _speakers(request: ScoreRequest, clip_ids: list[str]) -> tuple[dict[str, str
     from dicetalk_bench.metrics.emotion_train import speaker_from_clip_id
 
     path = request.option(EMO_ACC, "speakers")
-    given: dict[str, Any] = {}
-    if path:
-        try:
-            given = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"option emo-acc.speakers: cannot read {path} as a JSON object clip id -> speaker "
-                             f"({exc})") from exc
+    given = _read_clip_map(path, "speakers", "speaker") if path else {}
     out = {cid: str(given[cid]) if cid in given else (speaker_from_clip_id(cid) or "?") for cid in clip_ids}
     unknown = sorted(cid for cid, s in out.items() if s == "?")
     if unknown:
