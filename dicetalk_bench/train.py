@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML with TrainConfig fields (defaults: the tiny CPU configuration)")
     p.add_argument("--resume", action="store_true", help="continue from <out_dir>/checkpoints/latest")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--estimate-memory", action="store_true",
+                   help="print the estimated peak memory per process against the device's free memory and exit "
+                        "(0: fits, 1: does not)")
     p.add_argument("--verbose", "-v", action="store_true")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=200 out_dir=runs/x")
     return p
@@ -29,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from dicetalk_bench.config import ConfigError, load_config
+    from dicetalk_bench.model.cost import MemoryBudgetError
     from dicetalk_bench.model.train_loop import TrainConfig, train
 
     try:
@@ -43,9 +47,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "step %d loss %.4f (diffusion %.4f, vq %.4f, cls %.4f)", run.step, terms["loss"],
                 terms["diffusion"], terms["vq"], terms["cls"])
 
+    if args.estimate_memory:
+        from dicetalk_bench.model.train_loop import check_memory
+
+        try:
+            estimate = check_memory(cfg, args.device)
+        except MemoryBudgetError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(estimate.summary())
+        return 0
     try:
         run = train(cfg, resume_run=args.resume, device=args.device, on_step=report)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, MemoryBudgetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"trained to step {run.step}; checkpoints in {cfg.out_dir}/checkpoints")

@@ -140,7 +140,9 @@ def install_ip_processors(unet: nn.Module, num_tokens: Sequence[int], scales: Se
             continue
         inner_dim = module.to_k.out_features
         proc = DecoupledCrossAttnProcessor(module.to_k.in_features, inner_dim, num_tokens, scales)
-        proc.to(device=module.to_k.weight.device, dtype=module.to_k.weight.dtype)
+        w, p = module.to_k.weight, next(proc.parameters())
+        if (p.device, p.dtype) != (w.device, w.dtype):  # no-op moves are skipped (fake tensors cannot be swapped)
+            proc.to(device=w.device, dtype=w.dtype)
         if module.to_k.weight.device.type != "meta":
             proc.init_from_attention(module)
         module.set_processor(proc)

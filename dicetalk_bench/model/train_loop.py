@@ -25,7 +25,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from .config import ModelConfig, get_model_config
 from .dataset import WindowDataset, read_manifest, whisper_record, window_keys
 from .network import DiceTalkNetwork
 from .sampling import edm_v_preconditioning, v_target
+
+if TYPE_CHECKING:
+    from .cost import MemoryEstimate
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class TrainConfig:
     train_unet: bool = True  # False: freeze the SVD UNet, train only the new modules (24 GB cards)
     allow_unverified: bool = False
     ema_decay: float = 0.0  # exponential moving average of the trainable weights; 0 disables (e.g. 0.9999)
+    memory_check: bool = True  # estimate the peak memory before starting and refuse when the device lacks it
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -90,10 +94,9 @@ def diffusion_loss(prediction: torch.Tensor, latents: torch.Tensor, noise: torch
 
 def classifier_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over rows with label >= 0; 0 (with a graph) when no row is labelled."""
-    valid = labels >= 0
-    if not bool(valid.any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits[valid].float(), labels[valid])
+    valid = labels >= 0  # no boolean indexing: the shape must not depend on the data (memory tracing)
+    per_row = F.cross_entropy(logits.float(), labels.clamp(min=0), reduction="none")
+    return (per_row * valid).sum() / valid.sum().clamp(min=1)
 
 
 def param_groups(net: DiceTalkNetwork, cfg: TrainConfig) -> list[dict]:
@@ -128,10 +131,13 @@ class Run:
     rank: int = 0
     world: int = 1
     ema: dict | None = None  # name -> EMA tensor of each trainable parameter (cfg.ema_decay > 0)
+    bf16_autocast: bool | None = None  # None: cfg.bf16 on CUDA (the memory tracer sets it on its fake CPU run)
 
     def __post_init__(self) -> None:
         if self.model is None:
             self.model = self.net
+        if self.bf16_autocast is None:
+            self.bf16_autocast = bool(self.cfg.bf16 and self.device.type == "cuda")
 
 
 def _resolve_svd(cfg: TrainConfig) -> tuple[Path, dict]:
@@ -167,9 +173,7 @@ def setup(cfg: TrainConfig, device: torch.device | str | None = None) -> Run:
     from .unet import DiceTalkUNet, add_ip_adapters
 
     rank, world = _init_distributed()
-    if device is None:
-        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = torch.device(device) if device is not None else default_device()
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the number of processes ({world})")
     model_cfg = get_model_config(cfg.model)
@@ -199,6 +203,23 @@ def setup(cfg: TrainConfig, device: torch.device | str | None = None) -> Run:
 
         model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     return Run(cfg, model_cfg, net, encoders, optimizer, data, recs, device, model=model, rank=rank, world=world)
+
+
+def default_device() -> torch.device:
+    """This process's GPU under torchrun (LOCAL_RANK), else the first GPU, else the CPU."""
+    return torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu")
+
+
+def check_memory(cfg: TrainConfig, device: torch.device | str | None = None) -> "MemoryEstimate":
+    """Estimate one process's peak tensor memory (model/cost.py), log it, refuse when the device lacks it."""
+    from .cost import check_memory_budget, estimate_training_memory
+
+    device = torch.device(device) if device is not None else default_device()
+    svd_dir, _ = _resolve_svd(cfg)
+    estimate = estimate_training_memory(cfg, svd_dir, device_type=device.type,
+                                        world=int(os.environ.get("WORLD_SIZE", "1")))
+    check_memory_budget(estimate, device)
+    return estimate
 
 
 def _init_distributed() -> tuple[int, int]:
@@ -242,7 +263,7 @@ def training_losses(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, torch
     sample = torch.cat([c_in * (latents + s * noise), ref_latent[:, None].expand(-1, f, -1, -1, -1)], dim=2)
     time_ids = torch.tensor([cfg.added_time_ids] * b, device=dev)
 
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16 and dev.type == "cuda"):
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=run.bf16_autocast):
         out = run.model(sample, c_noise.flatten(), clip_tokens, time_ids, batch["whisper"].to(dev), batch["prior"].to(dev),
                   batch["face_mask"].to(dev), drop_conditions=drop_cond, retrieval=cfg.retrieval)
         logits = net.emo_model.classifier(out.unet.mid_features)
@@ -307,8 +328,8 @@ def _state(run: Run) -> dict:
 
 
 def resume_hash(cfg: TrainConfig) -> str:
-    """Hash of the settings a resumed run must share (everything except the step budget and checkpoint period)."""
-    return config_hash(dataclasses.replace(cfg, steps=0, checkpoint_every=0))
+    """Hash of the settings a resumed run must share (all but the step budget, checkpoint period, memory check)."""
+    return config_hash(dataclasses.replace(cfg, steps=0, checkpoint_every=0, memory_check=True))
 
 
 def save(run: Run) -> Path:
@@ -342,7 +363,12 @@ def resume(run: Run) -> Run:
 
 def train(cfg: TrainConfig, *, resume_run: bool = False, device: torch.device | str | None = None,
           on_step: Callable[[Run, dict], None] | None = None) -> Run:
-    """Run training to ``cfg.steps``; checkpoints every ``checkpoint_every`` steps and at the end."""
+    """Run training to ``cfg.steps``; checkpoints every ``checkpoint_every`` steps and at the end.
+
+    With ``cfg.memory_check`` the peak memory is estimated first and the run refused (:class:`MemoryBudgetError`)
+    when the device does not have it free."""
+    if cfg.memory_check:
+        check_memory(cfg, device)
     run = setup(cfg, device)
     if resume_run:
         resume(run)
