@@ -6,7 +6,9 @@ same run are stored in each benchmark's ``extra_info``; absolute times depend on
 - ``test_train_step_dicetalk_vs_stock``: forward + backward of the tiny DICE-Talk network (IP branches with
   4 + 4 tokens, PoseGuider, AudioProj, EmotionModel) against the same tiny stock SVD UNet with CLIP tokens only;
 - ``test_paper_size_counts``: parameter counts of every paper-size module, counted on the meta device (nothing
-  is allocated). FLOPs are not counted yet (torch's FlopCounterMode fails on diffusers' AlphaBlender on meta);
+  is allocated);
+- ``test_paper_size_training_cost``: FLOPs of one paper-size training step and the traced peak memory of the GPU
+  settings of docs/model.md (``model/cost.py``: the real step on fake tensors; estimates, not GPU measurements);
 - ``test_tiny_sampling_step``: one Euler step with 3-branch guidance (three network calls) at tiny size.
 """
 
@@ -89,6 +91,31 @@ def test_paper_size_counts(benchmark):
     benchmark.extra_info.update(params=per_module, ip_params=ip,
                                 ip_fraction_of_unet=ip / per_module["unet"])
     assert per_module["unet"] == 1_626_859_242 and ip == 102_236_160
+
+
+PAPER_SETTINGS = {  # name -> TrainConfig overrides (paper model, batch 1 per GPU)
+    "full_bf16_ckpt_512x25": dict(resolution=512, num_frames=25, bf16=True, activation_checkpointing=True),
+    "frozen_unet_bf16_ckpt_512x25": dict(resolution=512, num_frames=25, bf16=True, activation_checkpointing=True,
+                                         train_unet=False),
+    "frozen_unet_bf16_ckpt_384x14": dict(resolution=384, num_frames=14, bf16=True, activation_checkpointing=True,
+                                         train_unet=False),
+    "full_fp32_512x25": dict(resolution=512, num_frames=25),
+}
+
+
+def test_paper_size_training_cost(benchmark, tmp_path):
+    from dicetalk_bench.model.cost import estimate_training_memory, training_flops, write_svd_xt_configs
+    from dicetalk_bench.model.train_loop import TrainConfig
+
+    svd = write_svd_xt_configs(tmp_path / "svd-xt-configs")
+    flops = benchmark.pedantic(training_flops, args=(TrainConfig(model="paper", resolution=512, num_frames=25), svd),
+                               rounds=1, iterations=1)
+    gib = {}
+    for name, kw in PAPER_SETTINGS.items():
+        est = estimate_training_memory(TrainConfig(model="paper", **kw), svd, device_type="cuda")
+        gib[name] = {"peak": round(est.peak / 2**30, 2), "weights": round(est.weights / 2**30, 2),
+                     "states": round(est.states / 2**30, 2), "activations": round(est.activations / 2**30, 2)}
+    benchmark.extra_info.update(train_step_tflop_512x25=flops / 1e12, memory_gib=gib)
 
 
 @pytest.mark.parametrize("frames", [8])
