@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-CLIS = ("preprocess", "train", "sample", "evaluate", "weights", "demo_data", "metrics")
+CLIS = ("preprocess", "train", "train_embedder", "sample", "evaluate", "weights", "demo_data", "metrics")
 HEAVY = ("torch", "av", "mediapipe", "dask", "distributed", "diffusers", "transformers")
 
 _PROBE = """

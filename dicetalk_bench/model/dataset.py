@@ -94,6 +94,7 @@ class ClipRecord:
     crop_size: int
     emotion: str | None
     level: int | None
+    speaker: str | None = None
 
 
 def read_manifest(root: str | Path, split: str | None = "train") -> list[ClipRecord]:
@@ -117,7 +118,8 @@ def read_manifest(root: str | Path, split: str | None = "train") -> list[ClipRec
         if row["fps"] is None or abs(row["fps"] - 25.0) > 1e-6:
             raise DatasetError(f"{path}: clip {row['clip_id']} has fps {row['fps']}; training expects 25 fps crops")
         out.append(ClipRecord(row["clip_id"], root / row["video"], root / row["faces"], root / row["audio_features"],
-                              int(row["n_frames"]), int(row["crop_size"]), row["emotion"], row["level"]))
+                              int(row["n_frames"]), int(row["crop_size"]), row["emotion"], row["level"],
+                              row.get("speaker")))
     if not out:
         raise DatasetError(f"{path}: no clip with status 'ok' in split {split!r}")
     return sorted(out, key=lambda r: r.clip_id)

@@ -1,0 +1,50 @@
+"""Train the emotion embedder (V-mode stage): ``python -m dicetalk_bench.train_embedder --config CONFIG.yaml
+[--resume] [key=value ...]``.
+
+The YAML holds :class:`dicetalk_bench.model.embedder_train.EmbedderTrainConfig` fields (``data_root``: a
+preprocessing output with emotion labels and speakers, e.g. MEAD; ``out_dir``; ``steps`` ...; nested
+``embedder:`` settings). At the end ``<out_dir>/priors/<emotion>.npy`` holds the per-emotion priors in the
+release format: pass that folder to ``python -m dicetalk_bench.train priors_dir=...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dicetalk_bench.train_embedder", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML with EmbedderTrainConfig fields (defaults otherwise)")
+    p.add_argument("--resume", action="store_true", help="continue from <out_dir>/checkpoints/latest")
+    p.add_argument("--verbose", "-v", action="store_true")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=500 out_dir=runs/emb")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from dicetalk_bench.config import ConfigError, load_config
+    from dicetalk_bench.model.embedder_train import EmbedderTrainConfig, train_embedder
+
+    try:
+        cfg = load_config(EmbedderTrainConfig, args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run = train_embedder(cfg, resume_run=args.resume)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"trained the emotion embedder to step {run.step}; priors in {cfg.out_dir}/priors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
