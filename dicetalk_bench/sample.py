@@ -1,8 +1,9 @@
 """Sample a talking-head video from a trained DICE-Talk checkpoint.
 
-``python -m dicetalk_bench.sample --checkpoint CKPT --image IMG --audio WAV --emotion {name | prior.npy}
---out OUT.mp4``: ``name`` resolves to the priors stored in the checkpoint; a ``.npy`` is read with the safe prior
-loader. The audio is encoded with the Whisper weights the checkpoint was trained with (refused otherwise); the
+``python -m dicetalk_bench.sample --checkpoint CKPT --image IMG --audio WAV --emotion {name | prior.npy |
+reference.mp4} --out OUT.mp4``: ``name`` resolves to the priors stored in the checkpoint; a ``.npy`` is read with
+the safe prior loader; a video is embedded by the emotion embedder given with ``--embedder`` (V-mode), which
+must be the one whose priors trained the checkpoint. The audio is encoded with the Whisper weights the checkpoint was trained with (refused otherwise); the
 video has one frame per 40 ms of audio (25 fps) and carries the audio.
 """
 
@@ -19,7 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (<run>/checkpoints/step_N) or run folder")
     p.add_argument("--image", required=True, help="reference portrait (png/jpg)")
     p.add_argument("--audio", required=True, help="speech (wav/m4a/mp3), resampled to 16 kHz mono")
-    p.add_argument("--emotion", default="neutral", help="emotion name stored in the checkpoint, or a prior .npy")
+    p.add_argument("--emotion", default="neutral",
+                   help="emotion name stored in the checkpoint, a prior .npy, or a reference video (needs --embedder)")
+    p.add_argument("--embedder", help="output folder of `python -m dicetalk_bench.train_embedder` (V-mode)")
     p.add_argument("--out", required=True, help="output .mp4 (H.264 + AAC, 25 fps)")
     p.add_argument("--face-box", help="x1,y1,x2,y2 face box in image pixels (default: detect with BlazeFace)")
     p.add_argument("--whisper", help="whisper-tiny folder or random:SEED (default: the one in the checkpoint)")
@@ -52,6 +55,34 @@ def _face_box(args, image, size: int):
     return box * np.array([size / w, size / h, size / w, size / h], np.float32)
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def _reference_prior(args, model):
+    """V-mode: mu of the reference video under the embedder whose priors the checkpoint was trained with."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from dicetalk_bench.model.pipeline import check_whisper
+    from dicetalk_bench.model.priors import load_priors
+    from dicetalk_bench.model.reference_emotion import reference_emotion
+
+    if not args.embedder:
+        raise ValueError(f"--emotion {args.emotion}: a reference video needs --embedder (the output folder of "
+                         "`python -m dicetalk_bench.train_embedder`)")
+    embedder = Path(args.embedder)
+    if (embedder / "priors").is_dir():
+        own = load_priors(embedder / "priors", tuple(sorted(model.priors)))
+        if any(not np.array_equal(own[k].reshape(-1), np.asarray(model.priors[k]).reshape(-1)) for k in own):
+            raise ValueError(f"checkpoint {args.checkpoint} was trained with other emotion priors than those of "
+                             f"{embedder}; V-mode needs the embedder whose priors trained the generator")
+    import json
+
+    check_whisper(model.records["whisper"], json.loads((embedder / "embedder.json").read_text())["whisper"])
+    return reference_emotion(args.emotion, embedder, whisper=args.whisper, allow_unverified=args.allow_unverified)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -77,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = load_checkpoint_for_sampling(folder, device)
         if args.emotion.endswith(".npy"):
             prior = load_prior(args.emotion)
+        elif Path(args.emotion).suffix.lower() in VIDEO_SUFFIXES:
+            prior = _reference_prior(args, model)
         elif args.emotion in model.priors:
             prior = model.priors[args.emotion]
         else:

@@ -24,7 +24,7 @@ TONE = {"M001": 0, "W002": 1, "M003": 2, "W009": 3, "W004": 4, "M005": 5, "W006"
 SMALL = EmbedderConfig(d_model=32, num_heads=2, cnn_channels=(8, 16, 32), temperature=0.2)
 
 
-def write_emotional_clips(root: Path, n_frames: int = 12, size: int = 32, seed: int = 0) -> Path:
+def write_emotional_clips(root: Path, whisper: dict, n_frames: int = 12, size: int = 32, seed: int = 0) -> Path:
     """clips.parquet, videos/, audio/ for 8 emotions x (3 train + 1 test) speakers, as the preprocessing writes."""
     import pyarrow.parquet as pq
 
@@ -51,7 +51,6 @@ def write_emotional_clips(root: Path, n_frames: int = 12, size: int = 32, seed: 
                 frames[t] = img
             media.write_video(root / "videos" / f"{clip_id}.mp4", frames, 25.0, crf=10)
             states = rng.standard_normal((n_frames, 2, 5, 384)).astype(np.float16)
-            whisper = {"key": "whisper-tiny", "file": "random:0", "sha256": "0" * 64, "calibrated": False}
             table = features_table(clip_id, np.zeros((n_frames, 4, 80), np.float32), states,
                                    {"whisper": whisper, "fps": 25.0})
             (root / "audio" / clip_id).parent.mkdir(parents=True, exist_ok=True)
@@ -67,8 +66,28 @@ def write_emotional_clips(root: Path, n_frames: int = 12, size: int = 32, seed: 
 
 
 @pytest.fixture(scope="module")
-def emotional(tmp_path_factory) -> Path:
-    return write_emotional_clips(tmp_path_factory.mktemp("emotional"))
+def whisper_record(tmp_path_factory) -> dict:
+    """The record of the random whisper-tiny (seed 0), written in a private cache folder."""
+    import os
+
+    from dicetalk_bench.preprocessing.whisper import ensure_random_whisper_tiny, load_whisper
+
+    ensure_random_whisper_tiny(0, tmp_path_factory.mktemp("whisper") / "whisper-tiny-random-0")
+    old = os.environ.get("DICETALK_BENCH_CACHE")
+    os.environ["DICETALK_BENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    try:
+        return dict(load_whisper("random:0").record)
+    finally:
+        if old is None:
+            del os.environ["DICETALK_BENCH_CACHE"]
+        else:
+            os.environ["DICETALK_BENCH_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def emotional(tmp_path_factory, whisper_record) -> Path:
+    # the Whisper states are noise, the same for every emotion: the visual cue is the only signal
+    return write_emotional_clips(tmp_path_factory.mktemp("emotional"), whisper_record)
 
 
 def _cfg(data: Path, out: Path, **kw) -> EmbedderTrainConfig:
@@ -89,19 +108,27 @@ def test_batches_are_balanced_and_a_function_of_the_step(emotional) -> None:
     assert counts.min() > 0.6 * counts.mean()  # emotion-balanced draws
 
 
-def test_cli_trains_exports_priors_that_generalise_to_a_held_out_speaker(emotional, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def trained_cli(emotional, tmp_path_factory) -> Path:
     import yaml
 
     from dicetalk_bench.train_embedder import main
 
-    out = tmp_path / "emb"
+    tmp = tmp_path_factory.mktemp("emb")
+    out = tmp / "emb"
     cfg = {"data_root": str(emotional), "out_dir": str(out), "steps": 300, "clips_per_batch": 16,
            "frames_per_clip": 4, "resolution": 32, "lr": 1e-3, "checkpoint_every": 100,
            "embedder": {"d_model": 32, "num_heads": 2, "cnn_channels": [8, 16, 32], "temperature": 0.2}}
-    (tmp_path / "emb.yaml").write_text(yaml.safe_dump(cfg))
-    assert main(["--config", str(tmp_path / "emb.yaml")]) == 0
+    (tmp / "emb.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["--config", str(tmp / "emb.yaml")]) == 0
+    return out
+
+
+def test_cli_trains_exports_priors_that_generalise_to_a_held_out_speaker(emotional, trained_cli) -> None:
+    out = trained_cli
     priors = load_priors(out / "priors")  # all eight, in the release format, through the safe loader
     assert set(priors) == set(PRIOR_EMOTIONS) and priors["happy"].shape == (1, 256)
+    assert (out / "checkpoints" / "step_0000300").is_dir()
     record = json.loads((out / "embedder.json").read_text())
     acc = record["eval"]["nearest_prior_accuracy"]
     assert record["eval"]["n_clips"] == 8 and record["train_speakers"] == sorted(TRAIN_SPEAKERS)
@@ -119,6 +146,41 @@ def test_cli_trains_exports_priors_that_generalise_to_a_held_out_speaker(emotion
 
     untrained, _ = nearest_prior_accuracy(EmotionEmbedder(SMALL), priors, clip_batches(ClipStore(32, 8), held_out, 4))
     assert acc >= untrained + 0.25
+
+
+class _FixedFace:
+    """A detector that finds one face whose 2x square crop (expand 0.5) is the whole 32 px frame."""
+
+    def detect(self, frame):
+        from dicetalk_bench.preprocessing.faces import Detection
+
+        return [Detection(np.array([8, 8, 24, 24], np.float32), np.full((6, 2), 16, np.float32), 0.9)]
+
+
+def test_reference_video_emotion_v_mode(emotional, trained_cli, tmp_path) -> None:
+    """A held-out speaker's clip, given as a raw video with speech, is embedded next to its own emotion's prior
+    about as often as the preprocessed clips are (V-mode at sampling)."""
+    from dicetalk_bench import media
+    from dicetalk_bench.model.reference_emotion import reference_emotion
+
+    priors = load_priors(trained_cli / "priors")
+    table = np.concatenate([priors[n] for n in PRIOR_EMOTIONS])
+    table /= np.linalg.norm(table, axis=1, keepdims=True)
+    speech = (0.3 * np.sin(np.arange(12 * 640) * 2 * np.pi * 220 / 16000)).astype(np.float32)
+    right = 0
+    for rec in labelled_clips(emotional, "test"):
+        frames = media.read_video(rec.record.video).frames
+        video = media.write_video(tmp_path / f"{rec.record.emotion}.mp4", frames, 25.0, audio=speech, audio_rate=16000,
+                                  crf=10)
+        mu = reference_emotion(video, trained_cli, detector=_FixedFace())
+        assert mu.shape == (1, 256) and mu.dtype == np.float32
+        guess = int(np.argmax(table @ (mu[0] / np.linalg.norm(mu[0]))))
+        right += PRIOR_EMOTIONS[guess] == rec.record.emotion
+    accuracy = right / 8
+    assert accuracy >= 0.5, accuracy
+    silent = media.write_video(tmp_path / "no_audio.mp4", frames, 25.0, crf=10)
+    with pytest.raises(media.MissingStreamError, match="no_audio.mp4"):
+        reference_emotion(silent, trained_cli, detector=_FixedFace())
 
 
 def test_resume_reproduces_the_uninterrupted_losses(emotional, tmp_path) -> None:

@@ -97,6 +97,37 @@ def test_sample_cli_writes_a_playable_mp4_as_long_as_the_audio(trained, tmp_path
     assert "bored" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
 
+    # V-mode: the emotion of a reference video, through an exported embedder whose priors trained the checkpoint
+    from skimage import data
+
+    from dicetalk_bench.model.embedder_train import EmbedderTrainConfig
+    from dicetalk_bench.model.emotion_embedder import EmbedderConfig, EmotionEmbedder
+    from dicetalk_bench.model.pipeline import load_checkpoint_for_sampling
+    from dicetalk_bench.model.priors import save_priors
+
+    face = np.asarray(Image.fromarray(data.astronaut()[20:260, 110:350]).resize((128, 128)))
+    ref_video = media.write_video(tmp_path / "reference.mp4", np.repeat(face[None], 25, 0), 25.0, audio=audio,
+                                  audio_rate=16000)
+    assert main(args + ["--emotion", str(ref_video), "--out", str(tmp_path / "v.mp4")]) == 1
+    assert "--embedder" in capsys.readouterr().err
+    emb_dir = tmp_path / "embedder"
+    emb_cfg = EmbedderTrainConfig(resolution=32, frames_per_clip=4,
+                                  embedder=EmbedderConfig(d_model=16, num_heads=2, cnn_channels=(8, 8)))
+    torch.manual_seed(0)
+    from safetensors.torch import save_file
+
+    from dicetalk_bench.config import to_dict
+
+    emb_dir.mkdir()
+    save_file(EmotionEmbedder(emb_cfg.embedder).state_dict(), str(emb_dir / "embedder.safetensors"))
+    (emb_dir / "embedder.json").write_text(json.dumps({"config": to_dict(emb_cfg), "whisper": state["records"]["whisper"]}))
+    save_priors(emb_dir / "priors", {k: v * 2 for k, v in load_checkpoint_for_sampling(cli_ckpt).priors.items()})
+    assert main(args + ["--emotion", str(ref_video), "--embedder", str(emb_dir), "--out", str(tmp_path / "v.mp4")]) == 1
+    assert "other emotion priors" in capsys.readouterr().err
+    save_priors(emb_dir / "priors", load_checkpoint_for_sampling(cli_ckpt).priors)
+    assert main(args + ["--emotion", str(ref_video), "--embedder", str(emb_dir), "--out", str(tmp_path / "v.mp4")]) == 0
+    assert media.probe(tmp_path / "v.mp4").n_frames == 25
+
 
 def test_cli_help_imports_no_torch():
     for module in ("dicetalk_bench.sample", "dicetalk_bench.train"):
