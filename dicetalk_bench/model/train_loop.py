@@ -92,11 +92,18 @@ def diffusion_loss(prediction: torch.Tensor, latents: torch.Tensor, noise: torch
     return F.mse_loss(prediction.float(), v_target(latents, noise, sigma).float())
 
 
-def classifier_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over rows with label >= 0; 0 (with a graph) when no row is labelled."""
+def classifier_loss(logits: torch.Tensor, labels: torch.Tensor, labelled_total: torch.Tensor | None = None,
+                    world: int = 1) -> torch.Tensor:
+    """Cross-entropy over rows with label >= 0 (0, with a graph, when none is labelled).
+
+    Under DDP (``world`` processes, which average gradients) pass ``labelled_total``, the labelled rows of the
+    global batch: each process then contributes ``world * sum / total``, so the averaged gradient is that of the
+    mean over the whole batch even when processes hold different numbers of labelled rows.
+    """
     valid = labels >= 0  # no boolean indexing: the shape must not depend on the data (memory tracing)
     per_row = F.cross_entropy(logits.float(), labels.clamp(min=0), reduction="none")
-    return (per_row * valid).sum() / valid.sum().clamp(min=1)
+    total = valid.sum() if labelled_total is None else labelled_total
+    return (per_row * valid).sum() * world / total.clamp(min=1)
 
 
 def param_groups(net: DiceTalkNetwork, cfg: TrainConfig) -> list[dict]:
@@ -266,15 +273,40 @@ def training_losses(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, torch
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=run.bf16_autocast):
         out = run.model(sample, c_noise.flatten(), clip_tokens, time_ids, batch["whisper"].to(dev), batch["prior"].to(dev),
                   batch["face_mask"].to(dev), drop_conditions=drop_cond, retrieval=cfg.retrieval)
-        logits = net.emo_model.classifier(out.unet.mid_features)
+        logits = classifier_logits(net.emo_model.classifier, out.unet.mid_features, seeds, f)
     labels = batch["label"].to(dev).masked_fill(drop_cond, -1).repeat_interleave(f)
     terms = {
         "diffusion": diffusion_loss(out.unet.sample, latents, noise, s),
         "vq": out.emotion.vq_loss.float(),
-        "cls": classifier_loss(logits, labels),
+        "cls": classifier_loss(logits, labels, *_global_count(labels >= 0, run.world)),
     }
     terms["loss"] = terms["diffusion"] + cfg.lambda_vq * terms["vq"] + cfg.lambda_cls * terms["cls"]
     return terms
+
+
+def _global_count(mask: torch.Tensor, world: int) -> tuple[torch.Tensor | None, int]:
+    """(count of True over all processes, world) under DDP; (None, 1) in a single process."""
+    if world == 1:
+        return None, 1
+    import torch.distributed as dist
+
+    count = mask.sum().to(torch.float32)
+    dist.all_reduce(count)
+    return count, world
+
+
+def classifier_logits(classifier: torch.nn.Module, features: torch.Tensor, seeds, frames: int) -> torch.Tensor:
+    """Logits of the latent emotion classifier on (B * F, C, h, w) features; in training its dropout masks come
+    from each sample's own seed, so a sample gets the same masks whichever DDP process holds it."""
+    if not classifier.training:
+        return classifier(features)
+    chunks = []
+    devices = [features.device] if features.device.type == "cuda" else []
+    for i, seed in enumerate(seeds):
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed((int(seed) * 2654435761 + 97) % (1 << 62))
+            chunks.append(classifier(features[i * frames:(i + 1) * frames]))
+    return torch.cat(chunks)
 
 
 def compute_gradients(run: Run, step: int) -> dict[str, torch.Tensor]:
