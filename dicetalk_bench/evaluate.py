@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from dicetalk_bench.cli_args import key_value, positive_int, scalar
+
 logger = logging.getLogger("dicetalk_bench.evaluate")
 
 DATASETS = ("mead", "hdtf")
@@ -58,21 +60,6 @@ class EvalConfig:
 
 
 # ------------------------------------------------------------------------------------------------------- parsing
-def _key_value(text: str) -> tuple[str, str]:
-    k, sep, v = text.partition("=")
-    if not sep or not k.strip() or not v.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return k.strip(), v.strip()
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def _non_negative_int(text: str) -> int:
@@ -94,14 +81,6 @@ def _level(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {v}")
     return v
 
-
-def _parse_value(text: str) -> Any:
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
 
 
 def build_score_parser() -> argparse.ArgumentParser:
@@ -126,23 +105,23 @@ def build_score_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help="method name shown in the leaderboard")
     p.add_argument("--dataset", required=True, choices=DATASETS, help="dataset the videos belong to (leaderboard tab)")
     p.add_argument("--out", type=Path, required=True, help="output folder (results/, generated/, leaderboard/)")
-    p.add_argument("--weights", type=_key_value, action="append", default=[], metavar="KEY=PATH",
+    p.add_argument("--weights", type=key_value, action="append", default=[], metavar="KEY=PATH",
                    help="explicit weights file for a registry key, e.g. inception-fid=/path/pt_inception.pth")
     p.add_argument("--allow-unverified", action="store_true",
                    help="accept weights whose sha256 is not the official one (rows marked uncalibrated)")
     p.add_argument("--seed", type=int, default=0, help="seed of metric randomness and of generation")
     p.add_argument("--device", default="cpu", help="torch device")
-    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--force-small-set", action="store_true",
                    help="compute FID/FVD/KID even on sets below their minimum size (recorded in the result)")
     p.add_argument("--cache-dir", type=Path, default=None, help="reference-feature cache (default: the metrics "
                                                                "package's cache folder)")
     p.add_argument("--no-cache", action="store_true", help="do not use the reference-feature cache")
-    p.add_argument("--option", type=_key_value, action="append", default=[], metavar="METRIC.NAME=VALUE",
+    p.add_argument("--option", type=key_value, action="append", default=[], metavar="METRIC.NAME=VALUE",
                    help="metric option, e.g. fid.mode=pytorch-fid")
     p.add_argument("--keep-going", action="store_true", help="if a metric fails, still write the others (exit 1)")
-    p.add_argument("--sample-steps", type=_positive_int, default=25, help="Euler steps when generating (--checkpoint)")
-    p.add_argument("--max-clips", type=_positive_int, default=None,
+    p.add_argument("--sample-steps", type=positive_int, default=25, help="Euler steps when generating (--checkpoint)")
+    p.add_argument("--max-clips", type=positive_int, default=None,
                    help="generate at most this many test clips (--checkpoint; for quick checks)")
     p.add_argument("--leaderboard", action="store_true",
                    help="afterwards build OUTDIR/leaderboard from every results file in OUTDIR/results")
@@ -334,7 +313,7 @@ def _config_from_args(args: argparse.Namespace, names: list[str]) -> EvalConfig:
         allow_unverified=args.allow_unverified, seed=args.seed, device=args.device, batch_size=args.batch_size,
         force_small_set=args.force_small_set,
         cache_dir=None if args.no_cache else str(args.cache_dir or default_cache_dir()),
-        options={k: _parse_value(v) for k, v in args.option}, keep_going=args.keep_going,
+        options={k: scalar(v) for k, v in args.option}, keep_going=args.keep_going,
         sample_steps=args.sample_steps, max_clips=args.max_clips)
 
 

@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dicetalk_bench.cli_args import key_value, scalar
+
 logger = logging.getLogger("dicetalk_bench.metrics")
 
 # name -> "module:function(argv: list[str]) -> int"; help text
@@ -34,23 +36,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "dicetalk_bench" / "metrics"
 
 
-def _parse_value(text: str) -> Any:
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    k, v = text.split("=", 1)
-    if not k or not v:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return k.strip(), v.strip()
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dicetalk_bench.metrics",
@@ -62,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reference", type=Path, help="folder of reference (real / ground-truth) videos")
     s.add_argument("--metrics", required=True, help="comma-separated metric names (see `list`)")
     s.add_argument("--out", type=Path, required=True, help="results JSON to write (features go beside it)")
-    s.add_argument("--weights", type=_key_value, action="append", default=[], metavar="KEY=PATH",
+    s.add_argument("--weights", type=key_value, action="append", default=[], metavar="KEY=PATH",
                    help="explicit weights file for a registry key, e.g. inception-fid=/path/pt_inception.pth")
     s.add_argument("--allow-unverified", action="store_true",
                    help="accept weights whose sha256 is not the official one (results marked uncalibrated)")
@@ -74,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache-dir", type=Path, default=None,
                    help=f"cache of reference-set features (default {default_cache_dir()})")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the reference-feature cache")
-    s.add_argument("--option", type=_key_value, action="append", default=[], metavar="METRIC.NAME=VALUE",
+    s.add_argument("--option", type=key_value, action="append", default=[], metavar="METRIC.NAME=VALUE",
                    help="metric option, e.g. fid.mode=pytorch-fid, fid.crop=center, fvd.backend=i3d-torchscript")
     s.add_argument("--keep-going", action="store_true",
                    help="if a metric fails, log it and still write the others (exit code 1)")
@@ -109,7 +94,7 @@ def _cmd_score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     for n in names:
         if get_metric(n).needs_reference and args.reference is None:
             parser.error(f"metric {n!r} needs --reference DIR")
-    options = {k: _parse_value(v) for k, v in args.option}
+    options = {k: scalar(v) for k, v in args.option}
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     request = ScoreRequest(videos=args.videos, reference=args.reference, weights=dict(args.weights),
                            allow_unverified=args.allow_unverified, device=args.device, seed=args.seed,
