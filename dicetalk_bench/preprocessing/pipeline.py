@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class PreprocessConfig:
     fan: bool = False
     hash_sources: bool = True
     write_ipc: bool = True
+    frame_buffer_mb: float = 1024.0
 
 
 def video_config_hash(cfg: PreprocessConfig) -> str:
@@ -148,9 +150,50 @@ def _failure(kind: str, task_id: str, path: Path, exc: BaseException, chash: str
 def _set_single_thread() -> None:
     """In Dask workers: one thread each (the nanny already sets OMP/MKL; torch needs it too)."""
     if os.environ.get("DICETALK_BENCH_WORKER") == "1":
+        import cv2
         import torch
 
         torch.set_num_threads(1)
+        cv2.setNumThreads(1)  # warpAffine / resize would otherwise start a thread pool per core
+
+
+def _codec_threads() -> int | None:
+    """Decoder / x264 threads: 1 in Dask workers (one thread each), FFmpeg's automatic count otherwise."""
+    return 1 if os.environ.get("DICETALK_BENCH_WORKER") == "1" else None
+
+
+def _held_nbytes(a: np.ndarray) -> int:
+    """Bytes kept alive by ``a``: its base array's when it is a view (a chunk slice keeps the whole chunk)."""
+    base = a.base if isinstance(a.base, np.ndarray) else a
+    return int(max(a.nbytes, base.nbytes))
+
+
+class FrameBuffer:
+    """Pass-through over a chunk stream that keeps the frames while they fit ``budget_bytes``.
+
+    After the stream is consumed, :attr:`chunks` holds every chunk (so a second decode is not needed), or
+    is None when the frames outgrew the budget: then the buffer was dropped at the moment it would have
+    exceeded it, so at most ``budget_bytes`` of frames are ever held here.
+    """
+
+    def __init__(self, chunks: Iterator[Any], budget_bytes: int) -> None:
+        self._src = chunks
+        self.budget_bytes = int(budget_bytes)
+        self.nbytes = 0
+        self.peak_bytes = 0
+        self.chunks: list[Any] | None = [] if budget_bytes > 0 else None
+
+    def __iter__(self) -> Iterator[Any]:
+        for ch in self._src:
+            if self.chunks is not None:
+                size = _held_nbytes(ch.frames)
+                if self.nbytes + size > self.budget_bytes:
+                    self.chunks, self.nbytes = None, 0  # over budget: fall back to a second decode pass
+                else:
+                    self.chunks.append(ch)
+                    self.nbytes += size
+                    self.peak_bytes = max(self.peak_bytes, self.nbytes)
+            yield ch
 
 
 def _clip_audio(samples: np.ndarray, rate: int, start_s: float | None, end_s: float | None) -> np.ndarray:
@@ -159,7 +202,14 @@ def _clip_audio(samples: np.ndarray, rate: int, start_s: float | None, end_s: fl
     return samples[a:b]
 
 
-def _range_chunks(path: Path, fps: float, chunk_frames: int, start_s: float | None, end_s: float | None) -> Iterator[Any]:
+def _drain(chunks: list[Any]) -> Iterator[Any]:
+    """Yield and forget the kept chunks one by one, so each is freed once it is cropped."""
+    while chunks:
+        yield chunks.pop(0)
+
+
+def _range_chunks(path: Path, fps: float, chunk_frames: int, start_s: float | None, end_s: float | None,
+                  threads: int | None = None) -> Iterator[Any]:
     """Chunks of the 25 fps stream restricted to output frames k with start <= k / fps < end (renumbered)."""
     from types import SimpleNamespace
 
@@ -167,7 +217,7 @@ def _range_chunks(path: Path, fps: float, chunk_frames: int, start_s: float | No
 
     k0 = 0 if start_s is None else int(round(start_s * fps))
     k1 = None if end_s is None else int(round(end_s * fps))
-    gen = media.iter_video(path, chunk_frames=chunk_frames, fps=fps)
+    gen = media.iter_video(path, chunk_frames=chunk_frames, fps=fps, threads=threads)
     n_out = 0
     try:
         for ch in gen:
@@ -222,9 +272,11 @@ def _process_video(task: VideoTask) -> dict[str, Any]:
     samples, audio_src = _read_clip_audio(clip, cfg.sample_rate)
     check_not_silent(samples, cfg.audio.silence_peak, str(audio_src))
 
-    # pass 1: detect + track on the 25 fps stream (streamed; no clip is held in memory)
-    chunks = _range_chunks(clip.video_path, cfg.fps, cfg.chunk_frames, clip.start_s, clip.end_s)
-    dets, n_frames, size, pts = facesm.detect_frames(chunks, cfg.faces)
+    # pass 1: detect + track on the 25 fps stream; the frames are kept for pass 2 while they fit the budget
+    threads = _codec_threads()
+    buf = FrameBuffer(_range_chunks(clip.video_path, cfg.fps, cfg.chunk_frames, clip.start_s, clip.end_s, threads),
+                      int(cfg.frame_buffer_mb * 2**20))
+    dets, n_frames, size, pts = facesm.detect_frames(iter(buf), cfg.faces)
     if n_frames == 0:
         raise media.EmptyMediaError(clip.video_path, "no frames in the requested range")
     track = facesm.build_track(dets, n_frames, cfg.fps, size, cfg.faces, name=str(clip.video_path), pts_s=pts)
@@ -248,11 +300,15 @@ def _process_video(task: VideoTask) -> dict[str, Any]:
     lmk68 = np.full((n_frames, 68, 2), np.nan, np.float32) if fan is not None else None
 
     paths = video_outputs(out, clip.clip_id)
-    # pass 2: crop, encode (VideoWriter writes to a temporary name and renames on success)
+    # pass 2: crop, encode (VideoWriter writes to a temporary name and renames on success), from the kept
+    # frames when they fitted the budget, else from a second decode
+    kept, buf.chunks = buf.chunks, None  # _drain pops from ``kept``: each chunk is freed once it is cropped
+    second = _drain(kept) if kept is not None else _range_chunks(clip.video_path, cfg.fps, cfg.chunk_frames,
+                                                                 clip.start_s, clip.end_s, threads)
     with media.VideoWriter(paths["video"], cfg.fps, audio=mux, audio_rate=cfg.sample_rate, crf=cfg.crf,
-                           preset=cfg.preset) as writer:
+                           preset=cfg.preset, threads=threads) as writer:
         k = 0
-        for ch in _range_chunks(clip.video_path, cfg.fps, cfg.chunk_frames, clip.start_s, clip.end_s):
+        for ch in second:
             batch = np.stack([cropm.warp(f, mats[min(k + i, n_frames - 1)], cfg.crop.size) for i, f in enumerate(ch.frames)])
             if lmk68 is not None:
                 m = max(0, min(len(ch.frames), n_frames - k))
@@ -448,6 +504,9 @@ def validate_config(cfg: PreprocessConfig) -> None:
         raise PipelineError(f"min_face_coverage={cfg.min_face_coverage}: expected a fraction in [0, 1]")
     if cfg.fps <= 0 or cfg.sample_rate <= 0:
         raise PipelineError(f"fps={cfg.fps}, sample_rate={cfg.sample_rate}: expected positive values")
+    if not (cfg.frame_buffer_mb >= 0 and math.isfinite(cfg.frame_buffer_mb)):
+        raise PipelineError(f"frame_buffer_mb={cfg.frame_buffer_mb}: expected a finite number of MiB >= 0 "
+                            "(0 = always decode twice)")
 
 
 def check_performance_report_deps() -> None:
