@@ -16,6 +16,7 @@ the CPU; on CUDA, memory-efficient attention keeps no (tokens x tokens) matrix e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import weakref
@@ -146,7 +147,7 @@ def trace_training(cfg: Any, svd_dir: str | os.PathLike, *, device_type: str = "
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from .config import get_model_config
-    from .train_loop import Run, param_groups, training_losses
+    from .train_loop import Run, apply_update, backward_on, param_groups
 
     b = max(1, cfg.batch_size // max(1, world))
     model_cfg = get_model_config(cfg.model)
@@ -163,13 +164,11 @@ def trace_training(cfg: Any, svd_dir: str | os.PathLike, *, device_type: str = "
         batch = _fake_batch(cfg, b, model_cfg.audio.channels, model_cfg.emotion.prior_dim)
         batch["sample_seed"] = list(range(b))  # plain ints: training_losses seeds one generator per sample
         batch_bytes = counter.live - weights
-        ema, states = None, 0
+        states = 0
         for step in range(steps):
-            if extra is not None and step == steps - 1:
-                with extra:
-                    ema = _fake_step(run, batch, ema, training_losses)
-            else:
-                ema = _fake_step(run, batch, ema, training_losses)
+            with extra if extra is not None and step == steps - 1 else contextlib.nullcontext():
+                backward_on(run, batch)  # the loss terms are dropped at once (graph freed by backward)
+                apply_update(run)
             if step == 0:
                 states = counter.live - weights - batch_bytes
         # DDP keeps its gradient buckets: one more copy of the trainable gradients on every process
@@ -177,24 +176,8 @@ def trace_training(cfg: Any, svd_dir: str | os.PathLike, *, device_type: str = "
         estimate = MemoryEstimate(weights=weights, states=states + buckets, peak=counter.peak + buckets,
                                   per_process_batch=b, resolution=cfg.resolution, num_frames=cfg.num_frames,
                                   bf16=bool(cfg.bf16 and on_cuda), activation_checkpointing=cfg.activation_checkpointing)
-        del run, net, encoders, optimizer, batch, ema
+        del run, net, encoders, optimizer, batch
     return estimate, extra
-
-
-def _fake_step(run: Any, batch: dict, ema: dict | None, training_losses: Callable) -> dict | None:
-    """One step as :func:`train_loop.train_step` runs it (losses, backward, AdamW, EMA)."""
-    from .train_loop import ema_update, init_ema
-
-    terms = training_losses(run, batch)
-    run.optimizer.zero_grad(set_to_none=True)
-    terms["loss"].backward()
-    del terms
-    if run.cfg.ema_decay > 0 and ema is None:
-        ema = init_ema(run.net)
-    run.optimizer.step()
-    if ema is not None:
-        ema_update(ema, run.net, run.cfg.ema_decay)
-    return ema
 
 
 def estimate_training_memory(cfg: Any, svd_dir: str | os.PathLike, *, device_type: str = "cpu",

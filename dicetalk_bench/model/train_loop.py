@@ -318,11 +318,25 @@ def compute_gradients(run: Run, step: int) -> dict[str, torch.Tensor]:
     batch = run.data.batch([keys[i] for i in mine])
     base = step_seed(run.cfg.seed, step)
     batch["sample_seed"] = torch.tensor([(base + i) % (1 << 62) for i in mine])
+    return backward_on(run, batch)
+
+
+def backward_on(run: Run, batch: dict) -> dict[str, torch.Tensor]:
+    """Loss terms of ``batch`` with fresh gradients in ``.grad`` (also what the memory tracer runs)."""
     with torch.enable_grad():  # independent of the caller's grad mode (some loaders switch it off globally)
         terms = training_losses(run, batch)
         run.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
     return terms
+
+
+def apply_update(run: Run) -> None:
+    """The optimiser step and the EMA update (the EMA starts from the weights before the first step)."""
+    if run.cfg.ema_decay > 0 and run.ema is None:
+        run.ema = init_ema(run.net)
+    run.optimizer.step()
+    if run.ema is not None:
+        ema_update(run.ema, run.net, run.cfg.ema_decay)
 
 
 def init_ema(net: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -342,11 +356,7 @@ def train_step(run: Run) -> dict[str, float]:
     """One optimiser step at ``run.step + 1`` (and the EMA update); returns the loss terms as floats."""
     step = run.step + 1
     terms = compute_gradients(run, step)
-    if run.cfg.ema_decay > 0 and run.ema is None:
-        run.ema = init_ema(run.net)  # the average starts from the weights before the first step
-    run.optimizer.step()
-    if run.ema is not None:
-        ema_update(run.ema, run.net, run.cfg.ema_decay)
+    apply_update(run)
     run.step = step
     out = {k: float(v.detach()) for k, v in terms.items()}
     out["step"] = step
