@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Callable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 
 def key_value(text: str) -> tuple[str, str]:
@@ -24,11 +26,42 @@ def scalar(text: str) -> Any:
     return text
 
 
-def positive_int(text: str) -> int:
+def int_at_least(minimum: int, what: str) -> Callable[[str], int]:
+    """An argparse type for integers >= ``minimum``; ``what`` names them in the error ("a positive integer")."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
+        return v
+
+    return parse
+
+
+positive_int = int_at_least(1, "a positive integer")
+non_negative_int = int_at_least(0, "an integer >= 0")
+
+
+def setup_logging(verbose: bool) -> None:
+    """INFO (DEBUG with ``verbose``) logging with time, level and logger name, as every training CLI logs."""
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def load_cli_config(cls: type[T], path: str | None, overrides: Sequence[str]) -> T | None:
+    """``config.load_config``; on a bad file or override prints ``error: ...`` to stderr and returns None
+    (the caller exits with status 2)."""
+    import sys
+
+    from dicetalk_bench.config import ConfigError, load_config
+
     try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+        return load_config(cls, path, overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from dicetalk_bench.cli_args import key_value, positive_int, scalar
+from dicetalk_bench.cli_args import key_value, non_negative_int, positive_int, scalar
 
 logger = logging.getLogger("dicetalk_bench.evaluate")
 
@@ -60,16 +60,6 @@ class EvalConfig:
 
 
 # ------------------------------------------------------------------------------------------------------- parsing
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
 
 
 def _level(text: str) -> float:
@@ -136,9 +126,9 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
                     "files.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--results", type=Path, required=True, help="folder of results files (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="leaderboard folder to write")
-    p.add_argument("--resamples", type=_non_negative_int, default=1000,
+    p.add_argument("--resamples", type=non_negative_int, default=1000,
                    help="bootstrap resamples for per-video metrics (0: no CI)")
-    p.add_argument("--set-resamples", type=_non_negative_int, default=100,
+    p.add_argument("--set-resamples", type=non_negative_int, default=100,
                    help="bootstrap resamples for FID/KID/FVD over stored per-video features (0: no CI; each costs "
                         "one recomputation of the metric)")
     p.add_argument("--level", type=_level, default=0.95, help="confidence level of the intervals")

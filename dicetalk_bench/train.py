@@ -12,6 +12,8 @@ import logging
 import sys
 from typing import Sequence
 
+from dicetalk_bench.cli_args import load_cli_config, setup_logging
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dicetalk_bench.train", description=__doc__.split("\n\n")[0],
@@ -29,16 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from dicetalk_bench.config import ConfigError, load_config
+    setup_logging(args.verbose)
     from dicetalk_bench.model.cost import MemoryBudgetError
     from dicetalk_bench.model.train_loop import TrainConfig, train
 
-    try:
-        cfg = load_config(TrainConfig, args.config, args.overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    cfg = load_cli_config(TrainConfig, args.config, args.overrides)
+    if cfg is None:
         return 2
 
     def report(run, terms):

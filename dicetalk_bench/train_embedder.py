@@ -10,9 +10,10 @@ release format: pass that folder to ``python -m dicetalk_bench.train priors_dir=
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Sequence
+
+from dicetalk_bench.cli_args import load_cli_config, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,15 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from dicetalk_bench.config import ConfigError, load_config
+    setup_logging(args.verbose)
     from dicetalk_bench.model.embedder_train import EmbedderTrainConfig, train_embedder
 
-    try:
-        cfg = load_config(EmbedderTrainConfig, args.config, args.overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    cfg = load_cli_config(EmbedderTrainConfig, args.config, args.overrides)
+    if cfg is None:
         return 2
     try:
         run = train_embedder(cfg, resume_run=args.resume)
