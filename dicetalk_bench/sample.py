@@ -60,6 +60,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 def _reference_prior(args, model):
     """V-mode: mu of the reference video under the embedder whose priors the checkpoint was trained with."""
+    import json
     from pathlib import Path
 
     import numpy as np
@@ -77,8 +78,6 @@ def _reference_prior(args, model):
         if any(not np.array_equal(own[k].reshape(-1), np.asarray(model.priors[k]).reshape(-1)) for k in own):
             raise ValueError(f"checkpoint {args.checkpoint} was trained with other emotion priors than those of "
                              f"{embedder}; V-mode needs the embedder whose priors trained the generator")
-    import json
-
     check_whisper(model.records["whisper"], json.loads((embedder / "embedder.json").read_text())["whisper"])
     return reference_emotion(args.emotion, embedder, whisper=args.whisper, allow_unverified=args.allow_unverified)
 

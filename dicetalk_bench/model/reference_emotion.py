@@ -31,7 +31,7 @@ def reference_emotion(video: str | Path, embedder_dir: str | Path, *, whisper: s
     """
     from dicetalk_bench import media
     from dicetalk_bench.preprocessing import crop as cropm
-    from dicetalk_bench.preprocessing.audio_features import n_video_frames, whisper_states
+    from dicetalk_bench.preprocessing.audio_features import SAMPLES_PER_FRAME, n_video_frames, whisper_states
     from dicetalk_bench.preprocessing.faces import track
     from dicetalk_bench.preprocessing.whisper import load_whisper
 
@@ -58,7 +58,7 @@ def reference_emotion(video: str | Path, embedder_dir: str | Path, *, whisper: s
     res = int(cfg["resolution"])
     if x.shape[-1] != res:
         x = F.interpolate(x, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
-    states = whisper_states(samples[: n * 640], handle.encoder, n)[idx].astype(np.float32)
+    states = whisper_states(samples[: n * SAMPLES_PER_FRAME], handle.encoder, n)[idx].astype(np.float32)
     with torch.no_grad():
         mu = embedder(x[None], torch.from_numpy(states)[None]).mu
     return mu.reshape(1, -1).numpy().astype(np.float32)
