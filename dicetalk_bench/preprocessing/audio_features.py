@@ -101,15 +101,18 @@ def whisper_states(samples: np.ndarray, encoder: Any, n_frames: int, batch: int 
 
     The audio is cut into 30 s windows (zero-padded to 480,000 samples as Whisper requires); each window gives
     1500 states at 50 Hz of which the first ``ceil(len / 320)`` are kept; windows are concatenated and cut to
-    ``2 * n_frames``.
+    ``2 * n_frames``. The encoder runs through :func:`~dicetalk_bench.preprocessing.whisper.encoder_hidden_states`
+    (its last layer only for the kept states of the batch).
     """
     import torch
+
+    from .whisper import encoder_hidden_states
 
     n_win = max(1, math.ceil(len(samples) / WHISPER_WINDOW_SAMPLES))
     mels, keep = [], []
     for w in range(n_win):
         chunk = samples[w * WHISPER_WINDOW_SAMPLES:(w + 1) * WHISPER_WINDOW_SAMPLES]
-        keep.append(math.ceil(len(chunk) / (2 * HOP_LENGTH)))
+        keep.append(max(1, math.ceil(len(chunk) / (2 * HOP_LENGTH))))
         padded = np.zeros(WHISPER_WINDOW_SAMPLES, dtype=np.float32)
         padded[: len(chunk)] = chunk
         mels.append(log_mel(padded))
@@ -117,8 +120,8 @@ def whisper_states(samples: np.ndarray, encoder: Any, n_frames: int, batch: int 
     with torch.inference_mode():
         for i in range(0, n_win, batch):
             x = torch.from_numpy(np.stack(mels[i:i + batch]))
-            hs = encoder(x, output_hidden_states=True).hidden_states  # 5 x (b, 1500, 384)
-            stacked = torch.stack(hs, dim=2).to(torch.float16).numpy()  # (b, 1500, 5, 384)
+            kept = encoder_hidden_states(encoder, x, max(keep[i:i + batch]))  # (b, k, 5, 384)
+            stacked = kept.to(torch.float16).numpy()
             for j in range(stacked.shape[0]):
                 states.append(stacked[j, : keep[i + j]])
     allst = np.concatenate(states, axis=0)

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dicetalk_bench.preprocessing import audio_features as af
-from dicetalk_bench.preprocessing.whisper import load_encoder_from_folder, load_whisper
+from dicetalk_bench.preprocessing.whisper import encoder_hidden_states, load_encoder_from_folder, load_whisper
 
 
 def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
@@ -67,6 +67,43 @@ def test_whisper_states_framing_matches_direct_encoder(whisper_random: Path) -> 
     # frame 750 + k of the clip is state 2k, 2k+1 of the second window
     np.testing.assert_allclose(states[750 + 10].astype(np.float32), direct[20:22], rtol=2e-3, atol=2e-3)
     assert np.isfinite(states.astype(np.float32)).all()
+
+
+@pytest.mark.parametrize("keep", [1, 150, 1499, 1500])
+def test_encoder_hidden_states_equal_transformers_hidden_states(whisper_random: Path, keep: int) -> None:
+    """Our forward (last layer on the kept rows only) gives transformers' own hidden states: equal to float32
+    rounding (the kept-row products may take another BLAS kernel: 7e-7 at most for 1-3 rows, bit-identical
+    from 7 rows up on the development machine), and the stored float16 values agree."""
+    import torch
+
+    enc = load_encoder_from_folder(whisper_random)
+    windows = []
+    for seconds, seed in ((3.0, 1), (30.0, 2)):  # a short utterance padded to 30 s, and a full window
+        padded = np.zeros(af.WHISPER_WINDOW_SAMPLES, np.float32)
+        x = _speechlike(seconds, seed)
+        padded[: x.size] = x
+        windows.append(af.log_mel(padded))
+    mel = torch.from_numpy(np.stack(windows))
+    with torch.inference_mode():
+        ref = torch.stack(enc(mel, output_hidden_states=True).hidden_states, dim=2)  # (2, 1500, 5, 384)
+        ours = encoder_hidden_states(enc, mel, keep)
+    assert ours.shape == (2, keep, 5, 384)
+    torch.testing.assert_close(ours, ref[:, :keep], rtol=1e-6, atol=1e-5)
+    assert torch.equal(ours[:, :, :-1], ref[:, :keep, :-1])  # the layers below the last run unchanged
+    same_f16 = (ours.half() == ref[:, :keep].half()).float().mean().item()
+    assert same_f16 > 0.998
+
+
+def test_encoder_hidden_states_refuses_bad_input(whisper_random: Path) -> None:
+    import torch
+
+    enc = load_encoder_from_folder(whisper_random)
+    with pytest.raises(ValueError, match="30 s window"):
+        encoder_hidden_states(enc, torch.zeros(1, 80, 1000), 10)
+    with pytest.raises(ValueError, match="keep=0"):
+        encoder_hidden_states(enc, torch.zeros(1, 80, 3000), 0)
+    with pytest.raises(ValueError, match="keep=1501"):
+        encoder_hidden_states(enc, torch.zeros(1, 80, 3000), 1501)
 
 
 def test_load_whisper_random_records_uncalibrated_hash(whisper_random: Path) -> None:
