@@ -54,7 +54,9 @@ class FaceCoverageError(ValueError):
 class PreprocessConfig:
     """Everything that changes the outputs. ``min_face_coverage``: fraction of detection frames that must
     contain the tracked face; ``crf`` / ``preset``: libx264 settings of the output clips; ``fan``: add FAN
-    68-point landmarks when their weights resolve; ``write_ipc``: build ``features.arrow`` after the run."""
+    68-point landmarks when their weights resolve; ``write_ipc``: build ``features.arrow`` after the run;
+    ``retain_freed_memory``: keep freed frame memory in each process for the next clip
+    (:mod:`dicetalk_bench.allocator`; speed only, not hashed, like ``frame_buffer_mb``)."""
 
     fps: float = 25.0
     sample_rate: int = 16_000
@@ -69,6 +71,7 @@ class PreprocessConfig:
     hash_sources: bool = True
     write_ipc: bool = True
     frame_buffer_mb: float = 1024.0
+    retain_freed_memory: bool = True
 
 
 def video_config_hash(cfg: PreprocessConfig) -> str:
@@ -145,6 +148,15 @@ def _failure(kind: str, task_id: str, path: Path, exc: BaseException, chash: str
     reason = str(exc) or type(exc).__name__
     return {"task_id": task_id, "kind": kind, "status": "failed", "error_type": type(exc).__name__,
             "reason": reason, "path": str(path), "config_hash": chash, "version": PREPROCESSING_VERSION}
+
+
+def _prepare_process(cfg: PreprocessConfig) -> None:
+    """Per-process settings a task needs: one thread in Dask workers, freed frame memory kept for reuse."""
+    _set_single_thread()
+    if cfg.retain_freed_memory:
+        from dicetalk_bench.allocator import retain_freed_memory
+
+        retain_freed_memory()
 
 
 def _set_single_thread() -> None:
@@ -244,7 +256,7 @@ def run_video_task(task: VideoTask) -> dict[str, Any]:
     t0 = time.perf_counter()
     clip, cfg = task.clip, task.config
     try:
-        _set_single_thread()
+        _prepare_process(cfg)
         record = _process_video(task)
     except Exception as exc:  # recorded, never fatal: one bad clip must not stop a 200k-clip run
         log.warning("clip %s failed: %s: %s", clip.clip_id, type(exc).__name__, exc)
@@ -380,7 +392,7 @@ def run_audio_task(task: AudioTask) -> dict[str, Any]:
     """Compute one utterance's audio features; returns (and writes) its record. Never raises for a bad input."""
     t0 = time.perf_counter()
     try:
-        _set_single_thread()
+        _prepare_process(task.config)
         record = _process_audio(task)
     except Exception as exc:
         log.warning("audio %s failed: %s: %s", task.audio_id, type(exc).__name__, exc)
@@ -531,9 +543,33 @@ class RunSummary:
     ipc: Path | None = None
 
 
+def local_cluster(workers: int, *, retain_freed_memory: bool = True) -> Any:
+    """The default Dask cluster: ``workers`` processes with one thread each (``DICETALK_BENCH_WORKER=1``).
+
+    With ``retain_freed_memory`` the workers start with :func:`dicetalk_bench.allocator.retained_memory_environ`
+    in place of Dask's own ``MALLOC_TRIM_THRESHOLD_`` (which hands freed memory back at once, so every clip's
+    frames would be fresh pages again).
+    """
+    import dask
+    from distributed import LocalCluster
+
+    from dicetalk_bench.allocator import retained_memory_environ
+
+    spawn_env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    if retain_freed_memory:
+        spawn_env.update(retained_memory_environ())
+    os.environ["DICETALK_BENCH_WORKER"] = "1"  # inherited by the worker processes
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
+            return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    finally:
+        os.environ.pop("DICETALK_BENCH_WORKER", None)
+
+
 def execute(tasks: Sequence[VideoTask | AudioTask], *, workers: int = 2, scheduler: str | None = None,
             progress: bool = True, performance_report: Path | None = None,
-            on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+            on_result: Callable[[dict[str, Any]], None] | None = None,
+            retain_freed_memory: bool = True) -> list[dict[str, Any]]:
     """Run tasks: serially in this process (``workers=0``) or on Dask (LocalCluster or ``scheduler`` address)."""
     from tqdm.auto import tqdm
 
@@ -548,15 +584,11 @@ def execute(tasks: Sequence[VideoTask | AudioTask], *, workers: int = 2, schedul
         bar.close()
         return results
 
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, as_completed
 
     cluster = None
     if scheduler is None:
-        os.environ["DICETALK_BENCH_WORKER"] = "1"  # inherited by the worker processes
-        try:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        finally:
-            os.environ.pop("DICETALK_BENCH_WORKER", None)
+        cluster = local_cluster(workers, retain_freed_memory=retain_freed_memory)
         client = Client(cluster)
     else:
         client = Client(scheduler)
@@ -662,7 +694,7 @@ def run(clips: Sequence[ClipSource], root: Path, out: Path, cfg: PreprocessConfi
     log.info("%d tasks (%d video, %d audio), %d to do", len(p.video_tasks) + len(p.audio_tasks), len(p.video_tasks),
              len(p.audio_tasks), len(p.todo))
     results = execute(p.todo, workers=workers, scheduler=scheduler, progress=progress,
-                      performance_report=performance_report)
+                      performance_report=performance_report, retain_freed_memory=cfg.retain_freed_memory)
     manifest, failures, ipc = build_outputs(clips, root, out, p, cfg)
     n_failed = sum(r["status"] == "failed" for r in results)
     return RunSummary(len(p.video_tasks) + len(p.audio_tasks), len(p.todo), len(results) - n_failed, n_failed,

@@ -49,17 +49,23 @@ def _same_outputs(a: Path, b: Path) -> None:
     assert not list(b.rglob(".*.tmp*"))
 
 
-def test_dask_scheduler_address_matches_serial(mini_mead: Path, serial_reference: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dask_scheduler_address_matches_serial(mini_mead: Path, serial_reference: Path, tmp_path: Path) -> None:
     """A worker process behind a scheduler address (the --scheduler path; --workers N is covered by the
-    SIGKILL test below); outputs equal the serial run's."""
-    from distributed import LocalCluster
+    SIGKILL test below), started as the default cluster is; outputs equal the serial run's. The worker got
+    the one-thread flag and the allocator environment in place of Dask's own trim threshold."""
+    from distributed import Client
 
-    monkeypatch.setenv("DICETALK_BENCH_WORKER", "1")
+    from dicetalk_bench.allocator import retained_memory_environ
+
     out = tmp_path / "dask_out"
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with pipeline.local_cluster(1) as cluster:
+        with Client(cluster) as client:
+            env = next(iter(client.run(lambda: {k: os.environ.get(k) for k in (
+                "DICETALK_BENCH_WORKER", "MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")}).values()))
         s = pipeline.run(discover_mead(mini_mead).clips, mini_mead, out, fast_config(), scheduler=cluster.scheduler_address,
                          progress=False)
+    assert env == {"DICETALK_BENCH_WORKER": "1", **retained_memory_environ()}
+    assert "DICETALK_BENCH_WORKER" not in os.environ  # only the workers were marked
     assert (s.n_todo, s.n_ok, s.n_failed) == (5, 5, 0)
     _same_outputs(serial_reference, out)
 
