@@ -2,17 +2,23 @@
 
     pytest benchmarks/bench_preprocessing.py --benchmark-only
 
-Clip: a synthetic full-size source like real MEAD (1920x1080, 30 fps, 48 kHz AAC audio, a real face of
-~330 px from skimage's astronaut image, moving slowly), ``BENCH_SECONDS`` long (default 3 s).
+Clip: one take of the full-size demo data (``demo_data --size full``: 1920x1080, 30 fps, 3 s, 48 kHz AAC,
+the MEAD layout with its own ``.m4a``), rendered once per session by the demo builder itself.
 
-- ``baseline``: decode + 25 fps resample + 512 crop (fixed box) + x264 encode with the pipeline's preset;
+- ``baseline``: decode + 25 fps resample + 512 crop + x264 encode with the pipeline's crf and preset, of
+  **the same output frames as the pipeline**: the crop affines are the ones the pipeline wrote to
+  ``faces.parquet`` in a warm-up run. (A fixed box would encode other pixels: x264's cost depends on the
+  picture, and a box with flat background encodes in about half the time of a face crop.) No audio.
 - ``clip_default``: the full per-clip preprocessing (detection every 5th frame, tracking, smoothing, crop,
-  encode, faces.parquet) plus the clip's audio task (log-mel + random whisper-tiny, Parquet);
+  encode with the 16 kHz audio muxed in, faces.parquet) plus the clip's audio task (log-mel + random
+  whisper-tiny, Parquet);
 - ``clip_stride1``: the same with detection on every frame;
   ``extra_info`` splits it into the video task and the audio task and gives the ratio with the clip's own
   audio task and with the audio task amortised over MEAD's 7 views of an utterance (one audio task each);
-- ``clip_vs_baseline_paired``: baseline and clip alternated ``BENCH_PAIRS`` (default 5) times, ratios of
-  the medians (the figure to report on a shared machine: load drift hits both alike);
+- ``clip_vs_baseline_paired[auto|1]``: baseline and clip alternated ``BENCH_PAIRS`` (default 5) times,
+  ratios of the medians (the figure to report on a shared machine: load drift hits both alike). ``auto``:
+  FFmpeg/x264/torch pick their thread counts (a serial run); ``1``: one thread for everything, as in a
+  Dask worker (then the ratio is one of CPU work);
 - ``workers[1|2-warm|cold]``: ``BENCH_WORKER_CLIPS`` (default 10) clips through :func:`pipeline.run` on a
   LocalCluster with one thread per worker. ``warm``: the workers are started, have imported torch /
   transformers / mediapipe (``client.run``) and have processed one throw-away clip each before the clock
@@ -21,53 +27,100 @@ Clip: a synthetic full-size source like real MEAD (1920x1080, 30 fps, 48 kHz AAC
 Each benchmark stores its ratio to the baseline (or the 1-worker speedup) in ``extra_info``. Goals from
 issue #3: clip / baseline <= 1.5; 1 -> 2 worker speedup >= 1.7.
 
-    BENCH_SECONDS=2 pytest benchmarks/bench_preprocessing.py --benchmark-only --benchmark-json=out.json
+    pytest benchmarks/bench_preprocessing.py --benchmark-only --benchmark-json=out.json
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
 
-SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 _TIMES: dict[str, float] = {}
+#: the full-size demo take the clip benchmarks use (a test speaker, an expressive emotion)
+TAKE = dict(actor="M003", emotion="happy", level=3, sentence="028")
 
 
-def _face_frames(T: int, W: int = 1920, H: int = 1080, size: int = 420) -> np.ndarray:
-    import cv2
-    from skimage import data
+def _clip_rel(actor: str) -> Path:
+    return Path(actor, "video", "front", TAKE["emotion"], f"level_{TAKE['level']}", f"{TAKE['sentence']}.mp4")
 
-    patch = cv2.resize(data.astronaut()[40:240, 130:330], (size, size), interpolation=cv2.INTER_AREA)
-    frames = np.empty((T, H, W, 3), np.uint8)
-    frames[:] = (70, 90, 110)
-    for t in range(T):
-        x, y = 700 + 2 * t, 300 + t // 2
-        frames[t, y:y + size, x:x + size] = patch
-    return frames
+
+def _audio_rel(actor: str) -> Path:
+    return Path(actor, "audio", TAKE["emotion"], f"level_{TAKE['level']}", f"{TAKE['sentence']}.m4a")
 
 
 @pytest.fixture(scope="module")
 def bench_env(tmp_path_factory: pytest.TempPathFactory):
-    from dicetalk_bench import media
+    """(work dir, MEAD root holding the one full-size demo take, crop affines the pipeline chose for it)."""
+    import dataclasses
+
+    from dicetalk_bench.demo_data.build import demo_context, demo_spec
+    from dicetalk_bench.demo_data.mead import MeadTake, build_mead
     from dicetalk_bench.preprocessing.whisper import ensure_random_whisper_tiny
 
+    from dicetalk_bench.allocator import retain_freed_memory
+
+    # the allocator setting every pipeline task applies to its process, applied up front so the baseline
+    # runs under it too (the same process, the same allocator)
+    retain_freed_memory()
     d = tmp_path_factory.mktemp("bench")
     os.environ["DICETALK_BENCH_CACHE"] = str(d / "cache")
     ensure_random_whisper_tiny(0)
-    T = int(SECONDS * 30)
-    t = np.arange(int(SECONDS * 48000)) / 48000
-    audio = (0.3 * np.sin(2 * np.pi * 200 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
     root = d / "mead"
-    frames = _face_frames(T)
-    for i in range(4):
-        p = root / f"M0{10 + i}/video/front/happy/level_1/001.mp4"
-        p.parent.mkdir(parents=True)
-        media.write_video(p, frames, 30.0, audio=audio, audio_rate=48000, preset="veryfast")
-    return d, root
+    spec = dataclasses.replace(demo_spec("full").mead, takes=(MeadTake(**TAKE),))
+    build_mead(root, spec, demo_context(seed=0))
+    out = d / "out_affines"
+    _one_clip(d, root, 5, out=out)
+    import pyarrow.parquet as pq
+
+    faces = next((out / "faces").rglob("*.parquet"))
+    mats = pq.read_table(faces, columns=["crop_affine"]).column("crop_affine").combine_chunks().to_numpy_ndarray()
+    return d, root, mats
+
+
+@contextlib.contextmanager
+def _threads(mode: str) -> Iterator[int | None]:
+    """``auto``: libraries choose (codec threads None); ``1``: one thread everywhere, as a Dask worker runs."""
+    if mode == "auto":
+        yield None
+        return
+    import cv2
+    import torch
+
+    before = (torch.get_num_threads(), cv2.getNumThreads(), os.environ.get("DICETALK_BENCH_WORKER"))
+    os.environ["DICETALK_BENCH_WORKER"] = "1"  # the pipeline's tasks then use one thread (torch, cv2, codecs)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        yield 1
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+        if before[2] is None:
+            os.environ.pop("DICETALK_BENCH_WORKER", None)
+        else:
+            os.environ["DICETALK_BENCH_WORKER"] = before[2]
+
+
+def _baseline(d: Path, root: Path, mats: np.ndarray, threads: int | None = None) -> None:
+    """Decode, resample to 25 fps, crop each frame with the pipeline's own affine, encode (no audio)."""
+    from dicetalk_bench import media
+    from dicetalk_bench.preprocessing import crop
+    from dicetalk_bench.preprocessing.pipeline import PreprocessConfig
+
+    cfg = PreprocessConfig()
+    with media.VideoWriter(d / "baseline.mp4", cfg.fps, crf=cfg.crf, preset=cfg.preset, threads=threads) as w:
+        for ch in media.iter_video(root / _clip_rel(TAKE["actor"]), chunk_frames=cfg.chunk_frames, fps=cfg.fps,
+                                   threads=threads):
+            k = ch.start_index
+            w.write(np.stack([crop.warp(f, mats[min(k + i, len(mats) - 1)], cfg.crop.size)
+                              for i, f in enumerate(ch.frames)]))
 
 
 def _ratio(benchmark, name: str, base: str) -> None:
@@ -77,34 +130,19 @@ def _ratio(benchmark, name: str, base: str) -> None:
 
 
 def test_baseline_decode_resample_crop_encode(benchmark, bench_env) -> None:
-    from dicetalk_bench import media
-    from dicetalk_bench.preprocessing import crop
-    from dicetalk_bench.preprocessing.pipeline import PreprocessConfig
-
-    d, root = bench_env
-    cfg = PreprocessConfig()
-    src = root / "M010/video/front/happy/level_1/001.mp4"
-    m = crop.crop_matrix(np.array([910.0, 510.0]), 840.0, cfg.crop.size)
-
-    def work():
-        with media.VideoWriter(d / "baseline.mp4", cfg.fps, crf=cfg.crf, preset=cfg.preset) as w:
-            for ch in media.iter_video(src, chunk_frames=cfg.chunk_frames, fps=cfg.fps):
-                w.write(np.stack([crop.warp(f, m, cfg.crop.size) for f in ch.frames]))
-
-    benchmark.pedantic(work, rounds=2, iterations=1, warmup_rounds=0)
+    d, root, mats = bench_env
+    benchmark.pedantic(lambda: _baseline(d, root, mats), rounds=2, iterations=1, warmup_rounds=0)
     _ratio(benchmark, "baseline", "baseline")
 
 
-def _one_clip(d: Path, root: Path, stride: int) -> dict[str, float]:
+def _one_clip(d: Path, root: Path, stride: int, out: Path | None = None) -> dict[str, float]:
     """Run one clip's tasks in process; returns seconds per task kind ("video", "audio")."""
-    import time
-
     from dicetalk_bench.preprocessing import pipeline
     from dicetalk_bench.preprocessing.discovery_mead import discover_mead
 
     cfg = pipeline.with_overrides(pipeline.PreprocessConfig(), faces=dict(stride=stride))
     clip = discover_mead(root).clips[0]
-    out = d / f"out_stride{stride}"
+    out = out or d / f"out_stride{stride}"
     shutil.rmtree(out, ignore_errors=True)
     p = pipeline.plan([clip], out, cfg)
     times = {"video": 0.0, "audio": 0.0}
@@ -118,7 +156,7 @@ def _one_clip(d: Path, root: Path, stride: int) -> dict[str, float]:
 
 @pytest.mark.parametrize("stride", [5, 1])
 def test_clip_preprocessing(benchmark, bench_env, stride: int) -> None:
-    d, root = bench_env
+    d, root, _ = bench_env
     _one_clip(d, root, stride)  # warm: detector, whisper and Parquet code loaded once per process
     parts: list[dict[str, float]] = []
     benchmark.pedantic(lambda: parts.append(_one_clip(d, root, stride)), rounds=2, iterations=1)
@@ -136,41 +174,29 @@ def test_clip_preprocessing(benchmark, bench_env, stride: int) -> None:
 PAIRS = int(os.environ.get("BENCH_PAIRS", "5"))
 
 
-def test_clip_vs_baseline_paired(benchmark, bench_env) -> None:
+@pytest.mark.parametrize("threads", ["auto", "1"])
+def test_clip_vs_baseline_paired(benchmark, bench_env, threads: str) -> None:
     """Baseline and whole clip alternated ``PAIRS`` times: ratios of medians, robust to a shared machine's
     load drifting between two separate benchmarks."""
-    import time
-
-    from dicetalk_bench import media
-    from dicetalk_bench.preprocessing import crop
-    from dicetalk_bench.preprocessing.pipeline import PreprocessConfig
-
-    d, root = bench_env
-    cfg = PreprocessConfig()
-    src = root / "M010/video/front/happy/level_1/001.mp4"
-    m = crop.crop_matrix(np.array([910.0, 510.0]), 840.0, cfg.crop.size)
-
-    def baseline() -> None:
-        with media.VideoWriter(d / "baseline.mp4", cfg.fps, crf=cfg.crf, preset=cfg.preset) as w:
-            for ch in media.iter_video(src, chunk_frames=cfg.chunk_frames, fps=cfg.fps):
-                w.write(np.stack([crop.warp(f, m, cfg.crop.size) for f in ch.frames]))
-
-    _one_clip(d, root, 5)  # warm
+    d, root, mats = bench_env
     base, video, audio = [], [], []
+    with _threads(threads) as n:
+        _one_clip(d, root, 5)  # warm
+        _baseline(d, root, mats, n)
 
-    def pairs() -> None:
-        for _ in range(PAIRS):
-            t0 = time.perf_counter()
-            baseline()
-            base.append(time.perf_counter() - t0)
-            parts = _one_clip(d, root, 5)
-            video.append(parts["video"])
-            audio.append(parts["audio"])
+        def pairs() -> None:
+            for _ in range(PAIRS):
+                t0 = time.perf_counter()
+                _baseline(d, root, mats, n)
+                base.append(time.perf_counter() - t0)
+                parts = _one_clip(d, root, 5)
+                video.append(parts["video"])
+                audio.append(parts["audio"])
 
-    benchmark.pedantic(pairs, rounds=1, iterations=1)
+        benchmark.pedantic(pairs, rounds=1, iterations=1)
     b, v, a = (float(np.median(x)) for x in (base, video, audio))
     benchmark.extra_info.update(
-        pairs=PAIRS, baseline_s=b, video_task_s=v, audio_task_s=a, ratio_own_audio=(v + a) / b,
+        threads=threads, pairs=PAIRS, baseline_s=b, video_task_s=v, audio_task_s=a, ratio_own_audio=(v + a) / b,
         ratio_audio_over_7_views=(v + a / 7) / b, ratio_video_task_only=v / b,
         per_pair_ratio_own_audio=[(vi + ai) / bi for bi, vi, ai in zip(base, video, audio)])
 
@@ -180,14 +206,14 @@ WORKER_CLIPS = int(os.environ.get("BENCH_WORKER_CLIPS", "10"))
 
 @pytest.fixture(scope="module")
 def worker_tree(bench_env):
-    """``WORKER_CLIPS`` copies of the bench clip as separate MEAD utterances (each with its own audio task)."""
-    d, root = bench_env
-    src = root / "M010/video/front/happy/level_1/001.mp4"
+    """``WORKER_CLIPS`` copies of the bench take as separate MEAD utterances (each with its own audio task)."""
+    d, root, _ = bench_env
     wroot = d / "mead_workers"
     for i in range(WORKER_CLIPS):
-        p = wroot / f"M0{20 + i}/video/front/happy/level_1/001.mp4"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, p)
+        actor = f"M0{20 + i}"
+        for rel, dst in ((_clip_rel(TAKE["actor"]), _clip_rel(actor)), (_audio_rel(TAKE["actor"]), _audio_rel(actor))):
+            (wroot / dst).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / rel, wroot / dst)
     return d, wroot
 
 
@@ -204,8 +230,6 @@ def _warm_worker() -> str:
 
 
 def _run_workers(d: Path, root: Path, workers: int, warm: bool) -> float:
-    import time
-
     from dicetalk_bench.preprocessing import pipeline
     from dicetalk_bench.preprocessing.discovery_mead import discover_mead
 
@@ -218,13 +242,9 @@ def _run_workers(d: Path, root: Path, workers: int, warm: bool) -> float:
         s = pipeline.run(clips, root, out, pipeline.PreprocessConfig(), workers=workers, progress=False)
         assert s.n_failed == 0
         return time.perf_counter() - t0
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    os.environ["DICETALK_BENCH_WORKER"] = "1"  # as pipeline.execute does for its own LocalCluster
-    try:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    finally:
-        os.environ.pop("DICETALK_BENCH_WORKER", None)
+    cluster = pipeline.local_cluster(workers)  # as pipeline.execute starts its own
     try:
         with Client(cluster) as client:
             client.run(_warm_worker)

@@ -85,6 +85,21 @@ def _already_built(out: Path, *, size: str, seed: int, tts: str, datasets: tuple
     return True
 
 
+def demo_context(seed: int = 0, tts: Literal["none", "espeak"] = "none") -> DemoContext:
+    """The loaded sources (face images, 16 kHz speech) every take of a build draws from.
+
+    With :func:`demo_spec` and :func:`~dicetalk_bench.demo_data.mead.build_mead` it also builds a subset of
+    the takes (the benchmarks render one full-size take this way). Fetches the ARCTIC speech asset once if
+    it is missing.
+    """
+    if tts == "espeak" and speech.espeak_version() is None:
+        raise speech.TTSError("--tts espeak needs the espeak-ng program on PATH (apt-get install espeak-ng)")
+    astro, car = sources.astronaut_asset(), sources.carphone_asset()
+    voice = sources.speech_asset(fetch=True)
+    return DemoContext(seed=seed, tts=tts, face_images=sources.load_face_images(astro, car, CARPHONE_FRAME),
+                       speech16k=sources.load_speech(voice, speech.SPEECH_RATE))
+
+
 def build_demo(out_dir: str | Path, *, size: Literal["test", "full"] = "test", seed: int = 0,
                tts: Literal["none", "espeak"] = "none", datasets: tuple[str, ...] = ("mead", "hdtf")) -> Path:
     """Build the demo tree under ``out_dir`` (``mead/``, ``hdtf/``, ``demo_manifest.json``); returns ``out_dir``.
@@ -109,10 +124,7 @@ def build_demo(out_dir: str | Path, *, size: Literal["test", "full"] = "test", s
     t0 = time.perf_counter()
     astro, car = sources.astronaut_asset(), sources.carphone_asset()
     voice = sources.speech_asset(fetch=True)
-    if tts == "espeak" and speech.espeak_version() is None:
-        raise speech.TTSError("--tts espeak needs the espeak-ng program on PATH (apt-get install espeak-ng)")
-    ctx = DemoContext(seed=seed, tts=tts, face_images=sources.load_face_images(astro, car, CARPHONE_FRAME),
-                      speech16k=sources.load_speech(voice, speech.SPEECH_RATE))
+    ctx = demo_context(seed, tts)
     spec = demo_spec(size)
     result: dict[str, list] = {}
     if "mead" in datasets:
