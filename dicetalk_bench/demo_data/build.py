@@ -85,17 +85,23 @@ def _already_built(out: Path, *, size: str, seed: int, tts: str, datasets: tuple
     return True
 
 
-def demo_context(seed: int = 0, tts: Literal["none", "espeak"] = "none") -> DemoContext:
+def source_assets() -> tuple[sources.SourceAsset, sources.SourceAsset, sources.SourceAsset]:
+    """(astronaut, carphone, ARCTIC speech) source files, hash-checked; fetches the speech once if missing."""
+    return sources.astronaut_asset(), sources.carphone_asset(), sources.speech_asset(fetch=True)
+
+
+def demo_context(seed: int = 0, tts: Literal["none", "espeak"] = "none",
+                 assets: tuple[sources.SourceAsset, sources.SourceAsset, sources.SourceAsset] | None = None
+                 ) -> DemoContext:
     """The loaded sources (face images, 16 kHz speech) every take of a build draws from.
 
-    With :func:`demo_spec` and :func:`~dicetalk_bench.demo_data.mead.build_mead` it also builds a subset of
-    the takes (the benchmarks render one full-size take this way). Fetches the ARCTIC speech asset once if
-    it is missing.
+    ``assets``: what :func:`source_assets` returns (looked up when None). With :func:`demo_spec` and
+    :func:`~dicetalk_bench.demo_data.mead.build_mead` it also builds a subset of the takes (the benchmarks
+    render one full-size take this way).
     """
     if tts == "espeak" and speech.espeak_version() is None:
         raise speech.TTSError("--tts espeak needs the espeak-ng program on PATH (apt-get install espeak-ng)")
-    astro, car = sources.astronaut_asset(), sources.carphone_asset()
-    voice = sources.speech_asset(fetch=True)
+    astro, car, voice = assets if assets is not None else source_assets()
     return DemoContext(seed=seed, tts=tts, face_images=sources.load_face_images(astro, car, CARPHONE_FRAME),
                        speech16k=sources.load_speech(voice, speech.SPEECH_RATE))
 
@@ -122,9 +128,8 @@ def build_demo(out_dir: str | Path, *, size: Literal["test", "full"] = "test", s
             raise FileExistsError(f"{existing} already exists and is not empty; choose a new --out folder")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    astro, car = sources.astronaut_asset(), sources.carphone_asset()
-    voice = sources.speech_asset(fetch=True)
-    ctx = demo_context(seed, tts)
+    astro, car, voice = assets = source_assets()
+    ctx = demo_context(seed, tts, assets)
     spec = demo_spec(size)
     result: dict[str, list] = {}
     if "mead" in datasets:
