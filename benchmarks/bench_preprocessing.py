@@ -60,11 +60,12 @@ def bench_env(tmp_path_factory: pytest.TempPathFactory):
     """(work dir, MEAD root holding the one full-size demo take, crop affines the pipeline chose for it)."""
     import dataclasses
 
+    import pyarrow.parquet as pq
+
+    from dicetalk_bench.allocator import retain_freed_memory
     from dicetalk_bench.demo_data.build import demo_context, demo_spec
     from dicetalk_bench.demo_data.mead import MeadTake, build_mead
     from dicetalk_bench.preprocessing.whisper import ensure_random_whisper_tiny
-
-    from dicetalk_bench.allocator import retain_freed_memory
 
     # the allocator setting every pipeline task applies to its process, applied up front so the baseline
     # runs under it too (the same process, the same allocator)
@@ -77,8 +78,6 @@ def bench_env(tmp_path_factory: pytest.TempPathFactory):
     build_mead(root, spec, demo_context(seed=0))
     out = d / "out_affines"
     _one_clip(d, root, 5, out=out)
-    import pyarrow.parquet as pq
-
     faces = next((out / "faces").rglob("*.parquet"))
     mats = pq.read_table(faces, columns=["crop_affine"]).column("crop_affine").combine_chunks().to_numpy_ndarray()
     return d, root, mats

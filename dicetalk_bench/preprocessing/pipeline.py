@@ -568,9 +568,11 @@ def local_cluster(workers: int, *, retain_freed_memory: bool = True) -> Any:
 
 def execute(tasks: Sequence[VideoTask | AudioTask], *, workers: int = 2, scheduler: str | None = None,
             progress: bool = True, performance_report: Path | None = None,
-            on_result: Callable[[dict[str, Any]], None] | None = None,
-            retain_freed_memory: bool = True) -> list[dict[str, Any]]:
-    """Run tasks: serially in this process (``workers=0``) or on Dask (LocalCluster or ``scheduler`` address)."""
+            on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run tasks: serially in this process (``workers=0``) or on Dask (LocalCluster or ``scheduler`` address).
+
+    A LocalCluster's workers start with the allocator environment unless the tasks' configs turn
+    ``retain_freed_memory`` off."""
     from tqdm.auto import tqdm
 
     results: list[dict[str, Any]] = []
@@ -588,7 +590,7 @@ def execute(tasks: Sequence[VideoTask | AudioTask], *, workers: int = 2, schedul
 
     cluster = None
     if scheduler is None:
-        cluster = local_cluster(workers, retain_freed_memory=retain_freed_memory)
+        cluster = local_cluster(workers, retain_freed_memory=all(t.config.retain_freed_memory for t in tasks))
         client = Client(cluster)
     else:
         client = Client(scheduler)
@@ -694,7 +696,7 @@ def run(clips: Sequence[ClipSource], root: Path, out: Path, cfg: PreprocessConfi
     log.info("%d tasks (%d video, %d audio), %d to do", len(p.video_tasks) + len(p.audio_tasks), len(p.video_tasks),
              len(p.audio_tasks), len(p.todo))
     results = execute(p.todo, workers=workers, scheduler=scheduler, progress=progress,
-                      performance_report=performance_report, retain_freed_memory=cfg.retain_freed_memory)
+                      performance_report=performance_report)
     manifest, failures, ipc = build_outputs(clips, root, out, p, cfg)
     n_failed = sum(r["status"] == "failed" for r in results)
     return RunSummary(len(p.video_tasks) + len(p.audio_tasks), len(p.todo), len(results) - n_failed, n_failed,
