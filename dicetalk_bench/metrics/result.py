@@ -2,7 +2,7 @@
 
 A results file is one JSON object::
 
-    {"schema": "dicetalk_bench.metric_results", "schema_version": 1, "results": [<MetricResult>, ...]}
+    {"schema": "dicetalk_bench.metric_results", "schema_version": 2, "results": [<MetricResult>, ...]}
 
 Each result holds the number and everything needed to judge or recompute it: the protocol record (every choice
 that changes the number), the extractor records from :meth:`dicetalk_bench.weights.ResolvedWeights.record` (file,
@@ -36,7 +36,8 @@ from dicetalk_bench.fileutil import atomic_path, sha256_file
 logger = logging.getLogger(__name__)
 
 SCHEMA = "dicetalk_bench.metric_results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)  # version 1 lacks interval, failure_kinds and clip_ids (read as empty)
 
 
 class ResultFormatError(ValueError):
@@ -96,9 +97,16 @@ class MetricResult:
     """One metric's score on one set of videos.
 
     ``value`` is None when every video failed. ``per_video`` maps clip id -> the metric on that video (metrics that
-    have one; set metrics such as FID leave it empty), ``failures`` clip id -> reason. ``features`` (in memory and
-    in the sidecar file only) maps clip id -> ``(n_i, d)`` float32 features of that video, generated set first;
-    ``reference_features`` the same for the reference set (FID/FVD/KID).
+    have one; set metrics such as FID leave it empty), ``failures`` clip id -> reason and ``failure_kinds`` clip id
+    -> one of :data:`dicetalk_bench.errors.FAILURE_KINDS`. ``clip_ids`` lists every clip id the metric was asked
+    to score (scored and failed, sorted), so reports can tell whether two rows scored the same clips.
+    ``interval`` is the uncertainty interval computed when the result was scored::
+
+        {"low": float, "high": float, "level": 0.95, "method": str, "n_resamples": int, "seed": int}
+
+    (None when there is none, e.g. fewer than 2 videos). ``features`` (in memory and in the sidecar file only) maps
+    clip id -> ``(n_i, d)`` float32 features of that video, generated set first; ``reference_features`` the same
+    for the reference set (FID/FVD/KID).
     """
 
     key: str
@@ -111,6 +119,9 @@ class MetricResult:
     extractors: Sequence[Mapping[str, Any]] = ()
     per_video: Mapping[str, float] = dataclasses.field(default_factory=dict)
     failures: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    failure_kinds: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    clip_ids: Sequence[str] = ()
+    interval: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     environment: Mapping[str, Any] = dataclasses.field(default_factory=environment_record)
     created_utc: str = dataclasses.field(default_factory=_utc_now)
@@ -126,6 +137,17 @@ class MetricResult:
             raise ResultFormatError(f"MetricResult {self.key}: value must be a number or None, not {self.value!r}")
         if int(self.n_videos) < 0:
             raise ResultFormatError(f"MetricResult {self.key}: n_videos must be >= 0, not {self.n_videos}")
+
+    @property
+    def n_attempted(self) -> int:
+        """Videos the metric was asked to score: ``len(clip_ids)`` when recorded, else scored + failed."""
+        return len(self.clip_ids) if self.clip_ids else int(self.n_videos) + len(self.failures)
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed / attempted videos in [0, 1] (0 when nothing was attempted)."""
+        n = self.n_attempted
+        return len(self.failures) / n if n else 0.0
 
     @property
     def calibrated(self) -> bool:
@@ -149,7 +171,7 @@ class MetricResult:
         if not isinstance(d, Mapping):
             raise ResultFormatError(f"a metric result must be a JSON object, not {type(d).__name__}")
         version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS:
             raise ResultFormatError(f"metric result {d.get('key')!r}: schema_version {version!r} is not supported "
                                     f"(this dicetalk_bench reads version {SCHEMA_VERSION})")
         names = {f.name for f in dataclasses.fields(cls)} - {"features", "reference_features"}
@@ -161,6 +183,8 @@ class MetricResult:
             raise ResultFormatError(f"metric result {d.get('key')!r}: unknown fields {sorted(unknown)}")
         kwargs = {k: v for k, v in d.items() if k in names}
         kwargs["extractors"] = tuple(kwargs.get("extractors", ()))
+        kwargs["clip_ids"] = tuple(kwargs.get("clip_ids", ()))
+        kwargs["schema_version"] = SCHEMA_VERSION
         return cls(**kwargs, features=features, reference_features=reference_features)
 
 
@@ -217,7 +241,7 @@ def load_results(path: str | Path, *, load_features: bool = True) -> list[Metric
         raise ResultFormatError(f"results file {path} is not valid JSON ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ResultFormatError(f"results file {path}: not a {SCHEMA} document")
-    if doc.get("schema_version") != SCHEMA_VERSION:
+    if doc.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
         raise ResultFormatError(f"results file {path}: schema_version {doc.get('schema_version')!r} is not "
                                 f"supported (expected {SCHEMA_VERSION})")
     arrays: Mapping[str, np.ndarray] = {}

@@ -167,3 +167,24 @@ def test_package_import_is_light():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_version_1_files_read_with_empty_new_fields(tmp_path):
+    r = MetricResult(key="psnr", value=30.0, higher_is_better=True, n_videos=2, per_video={"a": 29.0, "b": 31.0},
+                     failures={"c": "no face"})
+    d = r.to_dict()
+    for name in ("interval", "failure_kinds", "clip_ids"):
+        d.pop(name)
+    d["schema_version"] = 1
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps({"schema": "dicetalk_bench.metric_results", "schema_version": 1, "results": [d]}))
+    (back,) = load_results(p)
+    assert back.interval is None and back.clip_ids == () and dict(back.failure_kinds) == {}
+    assert back.n_attempted == 3 and back.failure_rate == pytest.approx(1 / 3)
+
+
+def test_failure_rate_counts_recorded_clip_ids():
+    r = MetricResult(key="emo-acc", value=50.0, higher_is_better=True, n_videos=2, clip_ids=("a", "b", "c", "d"),
+                     failures={"c": "x", "d": "y"}, failure_kinds={"c": "no-face", "d": "too-short"})
+    assert r.n_attempted == 4 and r.failure_rate == 0.5
+    assert MetricResult.from_dict(r.to_dict()).clip_ids == ("a", "b", "c", "d")
