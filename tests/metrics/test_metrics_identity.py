@@ -77,7 +77,8 @@ def test_csim_closed_forms_and_batch_independence(arcface):
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-12)
     assert csim(emb, faces[[0, 0]], faces[0]) == pytest.approx(1.0, abs=1e-6)
     value = csim(emb, faces, faces[0])
-    assert value == pytest.approx(np.mean(e @ e[0]), abs=1e-9) and value < 1.0
+    ref = emb(faces[:1])[0]  # the reference is embedded alone (batch of 1), as csim does
+    assert value == pytest.approx(np.mean(e @ ref), abs=1e-9) and value < 1.0
     emb.batch_size = 1
     np.testing.assert_allclose(emb(faces), e, atol=1e-5)
     with pytest.raises(ValueError, match="aligned faces"):
