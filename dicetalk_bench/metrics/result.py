@@ -27,11 +27,14 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dicetalk_bench.fileutil import atomic_path, sha256_file
+
+if TYPE_CHECKING:
+    import pandas
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +189,22 @@ class MetricResult:
         kwargs["clip_ids"] = tuple(kwargs.get("clip_ids", ()))
         kwargs["schema_version"] = SCHEMA_VERSION
         return cls(**kwargs, features=features, reference_features=reference_features)
+
+    def to_frame(self) -> "pandas.DataFrame":
+        """Per-video rows as a pandas DataFrame: ``clip_id, metric, value`` (NaN for failed videos), ``failed``,
+        ``failure_kind``, ``failure_reason``; one row per attempted clip, sorted by clip id. Set metrics (no per-video
+        values) give rows only for their failures."""
+        import pandas as pd
+
+        ids = sorted(set(self.per_video) | set(self.failures) | set(self.clip_ids if self.per_video else ()))
+        return pd.DataFrame({
+            "clip_id": pd.Series(ids, dtype="string"),
+            "metric": self.key,
+            "value": [float(self.per_video[c]) if c in self.per_video else float("nan") for c in ids],
+            "failed": [c in self.failures for c in ids],
+            "failure_kind": pd.Series([self.failure_kinds.get(c) for c in ids], dtype="string"),
+            "failure_reason": pd.Series([self.failures.get(c) for c in ids], dtype="string"),
+        })
 
 
 def _features_path(json_path: Path) -> Path:

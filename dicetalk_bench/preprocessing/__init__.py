@@ -5,3 +5,14 @@ Modules (one job each): :mod:`.discovery_mead` / :mod:`.discovery_hdtf` (list th
 :mod:`.crop` (pure crop geometry), :mod:`.audio_features` (log-mel, Whisper states), :mod:`.whisper`
 (encoder loading), :mod:`.landmarks` (optional FAN), :mod:`.pipeline` (per-clip tasks and Dask orchestration).
 """
+
+__all__ = ["load_manifest"]
+
+
+def __getattr__(name: str):
+    # load_manifest imports pyarrow; resolve it lazily so importing the package stays cheap
+    if name == "load_manifest":
+        from dicetalk_bench.preprocessing.manifest import load_manifest
+
+        return load_manifest
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

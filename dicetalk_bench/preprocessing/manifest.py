@@ -10,9 +10,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pandas
 
 #: Bumped whenever the meaning of an output changes; stored in every manifest row and record.
 PREPROCESSING_VERSION = "1"
@@ -185,3 +188,30 @@ def filter_clips(
 def replace(clip: ClipSource, **changes: Any) -> ClipSource:
     """``dataclasses.replace`` re-exported for callers that build variants of a clip."""
     return dataclasses.replace(clip, **changes)
+
+
+def load_manifest(out_dir: str | Path, *, status: str | None = "ok", split: str | None = None,
+                  dataset: str | None = None) -> "pandas.DataFrame":
+    """The clip manifest of a preprocessing output folder as a pandas DataFrame, one row per clip, sorted by id.
+
+    ``status`` / ``split`` / ``dataset`` filter rows (None keeps all). ``level`` is a nullable integer, the
+    categorical columns (dataset, speaker, view, emotion, split, status) are pandas categoricals so groupbys list
+    every emotion and level found. Raises FileNotFoundError naming the folder when it has no ``clips.parquet``.
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    path = Path(out_dir) / "clips.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{out_dir}: no clips.parquet; pass the output folder of "
+                                "python -m dicetalk_bench.preprocess")
+    frame = pq.read_table(path).to_pandas()
+    for column, wanted in (("status", status), ("split", split), ("dataset", dataset)):
+        if wanted is not None:
+            frame = frame[frame[column] == wanted]
+    if "level" in frame.columns:
+        frame["level"] = frame["level"].astype("Int8")
+    for column in ("dataset", "speaker", "view", "emotion", "split", "status"):
+        if column in frame.columns:
+            frame[column] = frame[column].astype("category")
+    return frame.sort_values("clip_id").reset_index(drop=True)

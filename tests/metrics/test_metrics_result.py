@@ -188,3 +188,13 @@ def test_failure_rate_counts_recorded_clip_ids():
                      failures={"c": "x", "d": "y"}, failure_kinds={"c": "no-face", "d": "too-short"})
     assert r.n_attempted == 4 and r.failure_rate == 0.5
     assert MetricResult.from_dict(r.to_dict()).clip_ids == ("a", "b", "c", "d")
+
+
+def test_to_frame_one_row_per_attempted_clip():
+    r = MetricResult(key="psnr", value=30.0, higher_is_better=True, n_videos=2, per_video={"b": 31.0, "a": 29.0},
+                     failures={"c": "no face found"}, failure_kinds={"c": "no-face"}, clip_ids=("a", "b", "c"))
+    f = r.to_frame()
+    assert list(f["clip_id"]) == ["a", "b", "c"] and set(f["metric"]) == {"psnr"}
+    assert f["value"].iloc[:2].tolist() == [29.0, 31.0] and np.isnan(f["value"].iloc[2])
+    assert f["failed"].tolist() == [False, False, True] and f["failure_kind"].iloc[2] == "no-face"
+    assert f["value"].mean() == pytest.approx(r.value)
