@@ -153,3 +153,49 @@ def generate(clip_row: dict, checkpoint: str | Path, seed: int = 0, *, data_root
     frames = generate_frames(model, ref, states, model.priors[name], box, cfg,
                              seed=seed_from_id(clip_row["clip_id"], seed))
     return ((frames.permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+
+
+class Sampler:
+    """A checkpoint loaded once, generating many preprocessed clips (:meth:`generate_clip`).
+
+    ``settings`` are :class:`SampleConfig` fields; ``seed`` is the run seed (each clip's seed is
+    ``seed_from_id(clip_id, seed)``, so a clip's frames do not depend on which other clips run or in which order).
+    """
+
+    def __init__(self, checkpoint: str | Path, data_root: str | Path, *, settings: dict | None = None, seed: int = 0,
+                 device: str = "cpu") -> None:
+        self.checkpoint = Path(checkpoint)
+        self.data_root = Path(data_root)
+        self.cfg = SampleConfig(**(settings or {}))
+        self.seed = seed
+        self.model = load_checkpoint_for_sampling(checkpoint, device)
+
+    def generate_clip(self, clip_row: dict, emotion: str | None = None) -> np.ndarray:
+        """(T, R, R, 3) uint8 frames for one manifest row (see :func:`generate`)."""
+        import pyarrow.parquet as pq
+        import torch.nn.functional as F
+
+        from dicetalk_bench import media
+        from dicetalk_bench.preprocessing.audio_features import table_metadata
+
+        model, root = self.model, self.data_root
+        table = pq.read_table(root / clip_row["audio_features"])
+        check_whisper(model.records["whisper"], table_metadata(table.schema).get("whisper", {}))
+        states = table.column("whisper").combine_chunks().to_numpy_ndarray()[: int(clip_row["n_frames"])]
+        first = media.read_video(root / clip_row["video"], max_frames=1).frames[0]
+        ref = torch.from_numpy(first).permute(2, 0, 1).float()[None] / 127.5 - 1
+        ref = F.interpolate(ref, size=(model.resolution,) * 2, mode="bilinear", antialias=True, align_corners=False)[0]
+        faces = pq.read_table(root / clip_row["faces"], columns=["mask_box_crop"])
+        box = np.asarray(faces.column("mask_box_crop")[0].as_py(), np.float32) * model.resolution / clip_row["crop_size"]
+        name = emotion or clip_row.get("emotion") or "neutral"
+        if name not in model.priors:
+            raise ValueError(f"emotion {name!r} has no prior in checkpoint {self.checkpoint}; "
+                             f"stored: {sorted(model.priors)}")
+        frames = generate_frames(model, ref, states, model.priors[name], box, self.cfg,
+                                 seed=seed_from_id(clip_row["clip_id"], self.seed))
+        return ((frames.permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+
+
+def load_sampler(spec) -> Sampler:
+    """The split-generation loader (:class:`dicetalk_bench.model.split_generation.SamplerSpec` -> :class:`Sampler`)."""
+    return Sampler(spec.checkpoint, spec.data_root, settings=dict(spec.settings), seed=spec.seed, device=spec.device)

@@ -68,6 +68,12 @@ def write_preprocessed(root: Path, n_frames: int = 40, size: int = 64, seed: int
 
 
 @pytest.fixture(scope="session")
+def preprocessed_writer():
+    """:func:`write_preprocessed`, for tests that need other clips or sizes."""
+    return write_preprocessed
+
+
+@pytest.fixture(scope="session")
 def preprocessed(tmp_path_factory) -> Path:
     return write_preprocessed(tmp_path_factory.mktemp("preprocessed"))
 

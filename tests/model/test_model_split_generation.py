@@ -1,0 +1,155 @@
+"""Generating a test split: load once, restart after a kill, reuse by key, shard over Dask workers."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dicetalk_bench.fileutil import sha256_file
+from dicetalk_bench.model import checkpoint as ckpt
+from dicetalk_bench.model import split_generation as sg
+from dicetalk_bench.model.train_loop import TrainConfig, train
+
+
+CLIPS = tuple((f"mead/M003/front/{e}/level_1/00{i}", e, 1) for i, e in enumerate(("happy", "sad", "angry", "fear")))
+SETTINGS = (("shift", 7), ("steps", 2), ("window", 25))
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory, priors_dir, svd_dir, preprocessed_writer):
+    data = preprocessed_writer(tmp_path_factory.mktemp("split_data"), n_frames=12, size=32, clips=CLIPS)
+    cfg = TrainConfig(data_root=data, priors_dir=priors_dir, svd=str(svd_dir), allow_unverified=True,
+                      out_dir=tmp_path_factory.mktemp("split_run"), num_frames=4, resolution=32, steps=1,
+                      checkpoint_every=1)
+    train(cfg, device="cpu")
+    folder = ckpt.latest_checkpoint(cfg.out_dir)
+    rows = pq.read_table(data / "clips.parquet").to_pylist()
+    spec = sg.SamplerSpec(checkpoint=str(folder), checkpoint_sha256="c" * 64, data_root=str(data), settings=SETTINGS)
+    return data, spec, sg.make_jobs(rows, "mead", "test")
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*.mp4"))}
+
+
+@pytest.fixture(scope="module")
+def serial_run(split, tmp_path_factory):
+    _, spec, jobs = split
+    out = tmp_path_factory.mktemp("serial")
+    summary = sg.generate_split(jobs, spec, out, progress=False)
+    return out, summary
+
+
+def test_serial_run_generates_every_clip_loading_once(serial_run, split):
+    out, summary = serial_run
+    assert len(summary.generated) == len(CLIPS) and not summary.failures
+    assert summary.record()["sampler_loads"] <= 1 + sg.sampler_loads()  # this process: one load per spec
+    for clip_id, _, _ in CLIPS:
+        video = sg.output_path(out, clip_id)
+        side = json.loads(sg.sidecar_path(video).read_text())
+        assert side["video_sha256"] == sha256_file(video) and side["n_frames"] == 12
+
+
+def test_unchanged_rerun_regenerates_nothing_and_changes_regenerate(serial_run, split, tmp_path):
+    data, spec, jobs = split
+    out, _ = serial_run
+    again = sg.generate_split(jobs, spec, out, progress=False)
+    assert len(again.reused) == len(CLIPS) and not again.generated
+    # other sampling settings or another checkpoint: everything again
+    other = dataclasses.replace(spec, settings=(("shift", 7), ("steps", 3), ("window", 25)))
+    assert sg.generation_key(other, jobs[0], {"x": "1"})[0] != sg.generation_key(spec, jobs[0], {"x": "1"})[0]
+    other_ckpt = dataclasses.replace(spec, checkpoint_sha256="d" * 64)
+    assert sg.generation_key(other_ckpt, jobs[0], {"x": "1"})[0] != sg.generation_key(spec, jobs[0], {"x": "1"})[0]
+    # a processed input changes: only that clip is regenerated
+    copy = tmp_path / "copy"
+    for p in sorted(out.rglob("*")):
+        if p.is_file():
+            (copy / p.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+            (copy / p.relative_to(out)).write_bytes(p.read_bytes())
+    faces = data / jobs[1].row["faces"]
+    original = faces.read_bytes()
+    try:
+        table = pq.read_table(faces)
+        pq.write_table(table.replace_schema_metadata({b"touched": b"1"}), faces)
+        changed = sg.generate_split(jobs, spec, copy, progress=False)
+    finally:
+        faces.write_bytes(original)
+    assert changed.generated == (jobs[1].clip_id,) and len(changed.reused) == len(CLIPS) - 1
+
+
+def test_two_workers_equal_the_serial_run_and_load_once_each(serial_run, split, tmp_path):
+    _, spec, jobs = split
+    out, _ = serial_run
+    summary = sg.generate_split(jobs, spec, tmp_path / "dask", workers=2, progress=False)
+    assert len(summary.generated) == len(CLIPS)
+    assert all(n <= 1 for n in summary.sampler_loads_per_process.values())
+    assert _hashes(tmp_path / "dask") == _hashes(out)
+
+
+def test_kill_and_rerun_keeps_finished_clips(serial_run, split, tmp_path):
+    _, spec, jobs = split
+    out, _ = serial_run
+    target = tmp_path / "killed"
+    script = (
+        "import pickle, sys\n"
+        "from dicetalk_bench.model import split_generation as sg\n"
+        f"spec, jobs = pickle.loads(bytes.fromhex({__import__('pickle').dumps((spec, jobs)).hex()!r}))\n"
+        f"sg.generate_split(jobs, spec, {str(target)!r}, progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and len(list(target.rglob("*.mp4.json"))) < 1:
+            time.sleep(0.05)
+            assert proc.poll() is None, "the generation finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    done_before = len(list(target.rglob("*.mp4.json")))
+    assert 1 <= done_before < len(CLIPS)
+    rerun = sg.generate_split(jobs, spec, target, progress=False)
+    assert len(rerun.reused) == done_before and len(rerun.generated) == len(CLIPS) - done_before
+    assert _hashes(target) == _hashes(out)
+    assert not [p for p in target.rglob("*") if p.name.endswith(".tmp.mp4") or ".tmp" in p.name]
+
+
+def test_full_disk_leaves_no_partial_file_and_the_run_goes_on(split, tmp_path, monkeypatch):
+    from dicetalk_bench import media
+
+    _, spec, jobs = split
+    real = media.VideoWriter.write
+
+    def write(self, frames):
+        if "sad" in str(self.path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, frames)
+
+    monkeypatch.setattr(media.VideoWriter, "write", write)
+    summary = sg.generate_split(jobs, spec, tmp_path / "full", progress=False)
+    sad = next(j.clip_id for j in jobs if "sad" in j.clip_id)
+    assert set(summary.failures) == {sad} and "No space left" in summary.failures[sad]
+    assert len(summary.generated) == len(CLIPS) - 1
+    leftovers = [p.name for p in (tmp_path / "full").rglob("*") if p.is_file() and "sad" in str(p)]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("bad", ["../evil", "/abs/path", "mead//x", "mead/../x", ".hidden", "a\\b", ""])
+def test_bad_clip_ids_are_refused(bad):
+    with pytest.raises(ValueError, match="clip id"):
+        sg.make_jobs([{"clip_id": bad}], "mead", "test")
+
+
+def test_gpu_requested_without_cuda_stops_before_generating(split, tmp_path):
+    _, spec, jobs = split
+    with pytest.raises(sg.GpuUnavailableError, match="no CUDA"):
+        sg.generate_split(jobs, dataclasses.replace(spec, use_gpu=True), tmp_path / "gpu", progress=False)
+    assert not list((tmp_path / "gpu").rglob("*.mp4"))
