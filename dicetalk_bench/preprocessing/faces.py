@@ -28,13 +28,19 @@ from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 
+from dicetalk_bench.errors import NO_FACE, ItemFailure
+
 log = logging.getLogger(__name__)
 
 KEYPOINT_NAMES: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear", "left_ear")
 
 
-class NoFaceError(ValueError):
-    """No face was found in a video (the message names the video)."""
+class NoFaceError(ItemFailure, ValueError):
+    """No face was found in a video (the message names the video); a per-item failure of kind ``no-face``.
+
+    Also a ValueError, as it was before the shared failure types existed."""
+
+    kind = NO_FACE
 
 
 @dataclass(frozen=True)
