@@ -143,6 +143,12 @@ class BlazeFaceDetector:
 _DETECTORS: dict[tuple[str, float], BlazeFaceDetector] = {}
 
 
+def detector_weights_key(config: FaceTrackConfig, frame_size: tuple[int, int]) -> str:
+    """Weights-registry key of the BlazeFace model ``config`` uses on frames of ``frame_size`` (W, H)."""
+    use_full = config.model == "full" or (config.model == "auto" and min(frame_size) >= config.full_range_min_side)
+    return "blazeface-full" if use_full else "blazeface-short"
+
+
 def detector_for(config: FaceTrackConfig, frame_size: tuple[int, int]) -> BlazeFaceDetector:
     """The (per-process cached) detector for ``config`` and a frame size (W, H)."""
     if config.detector_path is not None:
@@ -150,8 +156,7 @@ def detector_for(config: FaceTrackConfig, frame_size: tuple[int, int]) -> BlazeF
     else:
         from dicetalk_bench import weights
 
-        use_full = config.model == "full" or (config.model == "auto" and min(frame_size) >= config.full_range_min_side)
-        path = str(weights.resolve("blazeface-full" if use_full else "blazeface-short").path)
+        path = str(weights.resolve(detector_weights_key(config, frame_size)).path)
     key = (path, config.min_score)
     if key not in _DETECTORS:
         _DETECTORS[key] = BlazeFaceDetector(path, config.min_score)
