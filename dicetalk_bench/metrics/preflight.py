@@ -82,6 +82,12 @@ def check_weights(names: Sequence[str], request: ScoreRequest) -> dict[str, Any]
             resolved[key] = weights.resolve(key, request.weights.get(key), allow_unverified=request.allow_unverified)
         except weights.WeightsError as exc:
             problems.append(str(exc))
+    classifier = request.options.get("emo-acc.classifier")
+    if "emo-acc" in names and isinstance(classifier, str) and classifier.startswith("own:"):
+        own = Path(classifier[len("own:"):]).expanduser()
+        if not (own.is_file() or own.with_name(own.name + ".safetensors").is_file()):
+            problems.append(f"emo-acc.classifier: {own} not found (train one with `python -m dicetalk_bench.metrics "
+                            f"train-emotion --out {own}`)")
     if problems:
         raise weights.WeightsError(
             f"metrics {', '.join(names)} cannot start: {len(problems)} weights file(s) missing or not verified "

@@ -186,3 +186,15 @@ def test_results_file_records_failure_kinds(folders, tmp_path):
                  "--out", str(out)]) == 0
     for r in load_results(out):
         assert r.failure_kinds["M003_angry_003"] == "unreadable-video" and len(r.clip_ids) == 4
+
+
+def test_own_emotion_classifier_file_is_checked_up_front(folders, tmp_path):
+    from dicetalk_bench.metrics.preflight import check_weights
+
+    gen, _ = folders
+    req = ScoreRequest(videos=gen, options={"emo-acc.classifier": f"own:{tmp_path / 'mine'}",
+                                            "faces.detector": FixedDetector()})
+    with pytest.raises(weights.WeightsError, match="train-emotion"):
+        check_weights(["emo-acc"], req)
+    (tmp_path / "mine.safetensors").write_bytes(b"x")
+    assert check_weights(["emo-acc"], req) == {}
