@@ -310,14 +310,12 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
     """Generate (with a checkpoint) and score; returns (results file, exit code of the scoring)."""
     from dicetalk_bench.config import config_hash, save_config
     from dicetalk_bench.metrics.__main__ import run_score
-    from dicetalk_bench.metrics.registry import ScoreRequest
+    from dicetalk_bench.metrics.preflight import check_weights
+    from dicetalk_bench.metrics.registry import ScoreRequest, check_options
     from dicetalk_bench.metrics.result import load_results
     from dicetalk_bench.metrics.video_set import list_videos
     from dicetalk_bench.reports.provenance import build_provenance
     from dicetalk_bench.reports.runs import annotate_run, safe_file_stem
-
-    from dicetalk_bench.metrics.preflight import check_weights
-    from dicetalk_bench.metrics.registry import check_options
 
     out_dir = Path(cfg.out)
     cache_dir = None if cfg.cache_dir is None else Path(cfg.cache_dir)

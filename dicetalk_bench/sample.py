@@ -128,7 +128,8 @@ def check_inputs(args: argparse.Namespace):
     if suffix != ".npy" and suffix not in VIDEO_SUFFIXES:
         stored = _stored_emotions(folder)
         if emotion not in stored:
-            raise SetupError(f"--emotion {emotion!r}: checkpoint {folder} stores priors for {', '.join(stored) or 'no emotion'}")
+            raise SetupError(f"--emotion {emotion!r}: checkpoint {folder} stores priors for "
+                             f"{', '.join(stored) or 'no emotion'}")
     if args.face_box:
         _parse_box(args.face_box)
     else:

@@ -91,8 +91,9 @@ class OptionSpec:
         if self.kind in ("int", "float"):
             ok = isinstance(value, int) if self.kind == "int" else isinstance(value, (int, float))
             if not ok or isinstance(value, bool) or (self.minimum is not None and value < self.minimum):
+                what = "an integer" if self.kind == "int" else "a number"
                 bound = "" if self.minimum is None else f" >= {self.minimum:g}"
-                raise MetricOptionError(f"option {self.key}={value!r}: expected {'an integer' if self.kind == 'int' else 'a number'}{bound}")
+                raise MetricOptionError(f"option {self.key}={value!r}: expected {what}{bound}")
             return
         if self.kind == "file":
             if not Path(str(value)).expanduser().is_file():

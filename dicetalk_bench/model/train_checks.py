@@ -54,13 +54,14 @@ def check_train_inputs(cfg: Any) -> None:
             raise SetupError(f"priors_dir {folder}: missing {', '.join(missing)} (all {len(PRIOR_EMOTIONS)} MEAD "
                              "emotions are needed)")
     else:
-        _locate("dicetalk-priors", hint="\nOr set priors_dir in the config to a folder of <emotion>.npy priors "
-                                        "(e.g. the priors/ folder written by `python -m dicetalk_bench.train_embedder`).")
+        _locate("dicetalk-priors", hint="\nOr set priors_dir in the config to a folder of <emotion>.npy priors (e.g. "
+                                        "the priors/ folder written by `python -m dicetalk_bench.train_embedder`).")
     if cfg.svd.startswith("random:"):
         try:
             int(cfg.svd.split(":", 1)[1])
         except ValueError:
-            raise SetupError(f"svd {cfg.svd!r}: expected random:SEED with an integer SEED, or an SVD-xt folder") from None
+            raise SetupError(f"svd {cfg.svd!r}: expected random:SEED with an integer SEED, "
+                             "or an SVD-xt folder") from None
     else:
         _locate("svd-xt", cfg.svd)
     if cfg.init_official:
