@@ -19,6 +19,11 @@ How to add a metric (metrics helper B and later authors) -- either way works:
    before dispatching (it must stay importable without side effects beyond the registration).
 
 Names are lower case, start with a letter, and use only ``a-z``, ``0-9`` and ``-`` (``^[a-z][a-z0-9-]*$``).
+
+Declare in the spec what the metric needs, so set-up errors are found before any work: ``weights`` (the
+weights-registry keys it always loads), ``options`` (one :class:`OptionSpec` per ``request.option`` it reads, with
+the allowed values and the weights a value needs) and ``face_detector`` (it tracks faces with BlazeFace).
+:func:`check_options` refuses an option no requested metric reads; :mod:`.preflight` resolves every weights file.
 """
 
 from __future__ import annotations
