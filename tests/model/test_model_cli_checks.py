@@ -215,3 +215,12 @@ def test_train_embedder_without_preprocessing_output(tmp_path, capsys):
     assert main([f"data_root={tmp_path / 'none'}", f"out_dir={out}"]) == 1
     err = capsys.readouterr().err
     assert "no clips.parquet" in err and "dicetalk_bench.preprocess" in err and not out.exists()
+
+
+def test_verbose_shows_the_traceback_of_a_setup_error(tmp_path, capsys):
+    from dicetalk_bench.train import main
+
+    assert main(["-v", f"data_root={tmp_path / 'none'}", f"out_dir={tmp_path / 'run'}"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "SetupError" in err and err.rstrip().endswith(
+        "(set data_root in the config or as data_root=DIR)")
