@@ -11,6 +11,8 @@ Importing this module imports nothing heavy.
 
 from __future__ import annotations
 
+import sys
+
 # The failure kinds a result may record (clip id -> kind), in the order reports list them.
 NO_FACE = "no-face"
 UNREADABLE_VIDEO = "unreadable-video"
@@ -32,6 +34,41 @@ class ItemFailure(Exception):
             if kind not in FAILURE_KINDS:
                 raise ValueError(f"unknown failure kind {kind!r}; expected one of {FAILURE_KINDS}")
             self.kind = kind
+
+
+class TooShortError(ItemFailure, ValueError):
+    """An item too short for the measurement (fewer frames or samples than one window); kind ``too-short``.
+
+    Also a ValueError, so callers that caught the ValueError raised before keep working."""
+
+    kind = TOO_SHORT
+
+
+def item_errors() -> tuple[type[BaseException], ...]:
+    """The exception types per-item code may catch: :class:`ItemFailure` and the media module's read errors.
+
+    Use as ``except item_errors() as exc:`` followed by :func:`failure_kind`; anything else (missing weights,
+    bad options, bugs) must propagate and stop the command.
+    """
+    media = sys.modules.get("dicetalk_bench.media")  # a media error can only come from an imported media module
+    return (ItemFailure,) if media is None else (ItemFailure, media.MediaError)
+
+
+def failure_kind(exc: BaseException) -> str | None:
+    """The :data:`FAILURE_KINDS` entry for a per-item exception, by its type; None for anything else.
+
+    ``ItemFailure`` (and subclasses such as the face tracker's ``NoFaceError``) -> its ``kind``; media read errors
+    -> ``no-audio`` (no audio stream, or one without samples) or ``unreadable-video`` (missing, empty, corrupt
+    file, no video stream). Media *write* errors and every other type return None: they are set-up errors or bugs.
+    """
+    if isinstance(exc, ItemFailure):
+        return exc.kind
+    media = sys.modules.get("dicetalk_bench.media")
+    if media is None or not isinstance(exc, media.MediaError) or isinstance(exc, media.MediaWriteError):
+        return None
+    if isinstance(exc, (media.NoAudioError, media.EmptyAudioError)):
+        return NO_AUDIO
+    return UNREADABLE_VIDEO
 
 
 class SetupError(Exception):

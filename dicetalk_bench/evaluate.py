@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dicetalk_bench.cli_args import key_value, non_negative_int, positive_int, scalar
+from dicetalk_bench.cli_errors import run_cli
+from dicetalk_bench.errors import failure_kind, item_errors
 
 logger = logging.getLogger("dicetalk_bench.evaluate")
 
@@ -224,13 +226,16 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
 
     Writes ``out_dir/generated/<dataset>/<method>/<clip_id>.mp4`` (25 fps, with the clip's audio) and, unless a
     reference folder was given, links the processed ground-truth clips into ``out_dir/reference/<dataset>/``.
-    Returns (videos folder, reference folder, generation record for the provenance). A clip that fails is logged
-    and recorded with its reason; the run goes on.
+    Returns (videos folder, reference folder, generation record for the provenance). A clip whose own input is
+    unusable (a per-item failure: unreadable video, no face ...) is logged and recorded with its reason and the run
+    goes on; any other error (missing weights, a bug) stops the command. A path that is not a generator checkpoint
+    is refused by its kind before anything is generated.
     """
+    from dicetalk_bench.model.checkpoint_kind import check_generator_files, generator_checkpoint
+
     processed = Path(cfg.processed)  # checked by the caller
-    checkpoint = Path(cfg.checkpoint)
-    if not checkpoint.exists():
-        raise EvaluateError(f"--checkpoint {checkpoint}: no such file or folder")
+    folder = generator_checkpoint(cfg.checkpoint, command="evaluate --checkpoint")
+    check_generator_files(folder)
     rows = _test_rows(processed, cfg.dataset)
     if cfg.max_clips is not None:
         rows = rows[: cfg.max_clips]
@@ -239,15 +244,6 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
         raise EvaluateError("generation from checkpoints is not available in this build "
                             "(dicetalk_bench.model.pipeline has no generate()); generate the videos elsewhere and "
                             "score them with --videos DIR")
-    from dicetalk_bench.model import checkpoint as ckpt_mod
-
-    folder = checkpoint
-    if checkpoint.is_dir() and not (checkpoint / "state.json").is_file():
-        try:
-            folder = ckpt_mod.latest_checkpoint(checkpoint) or checkpoint
-        except FileNotFoundError as exc:
-            raise EvaluateError(str(exc)) from exc
-
     import numpy as np
 
     from dicetalk_bench import media
@@ -269,12 +265,15 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
                 audio = audio[: int(round(len(frames) / GENERATED_FPS * AUDIO_RATE))]
             except media.MissingStreamError:
                 audio = None
-            media.write_video(gen_dir / f"{clip_id}.mp4", np.asarray(frames), GENERATED_FPS, audio=audio,
-                              audio_rate=AUDIO_RATE if audio is not None else None)
-            n_ok += 1
-        except Exception as exc:  # noqa: BLE001 -- one clip's failure is recorded, the run goes on
+        except item_errors() as exc:  # a clip's own input is unusable: recorded, the run goes on
+            if failure_kind(exc) is None:
+                raise
             logger.warning("generation of %s failed: %s", clip_id, exc)
             failures[clip_id] = f"{type(exc).__name__}: {exc}"
+            continue
+        media.write_video(gen_dir / f"{clip_id}.mp4", np.asarray(frames), GENERATED_FPS, audio=audio,
+                          audio_rate=AUDIO_RATE if audio is not None else None)
+        n_ok += 1
     if n_ok == 0:
         first = next(iter(failures.items()))
         raise EvaluateError(f"generation failed for all {len(rows)} test clips (e.g. {first[0]}: {first[1]})")
@@ -311,24 +310,35 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
     """Generate (with a checkpoint) and score; returns (results file, exit code of the scoring)."""
     from dicetalk_bench.config import config_hash, save_config
     from dicetalk_bench.metrics.__main__ import run_score
-    from dicetalk_bench.metrics.registry import ScoreRequest
+    from dicetalk_bench.metrics.preflight import check_weights
+    from dicetalk_bench.metrics.registry import ScoreRequest, check_options
     from dicetalk_bench.metrics.result import load_results
     from dicetalk_bench.metrics.video_set import list_videos
     from dicetalk_bench.reports.provenance import build_provenance
     from dicetalk_bench.reports.runs import annotate_run, safe_file_stem
 
     out_dir = Path(cfg.out)
+    cache_dir = None if cfg.cache_dir is None else Path(cfg.cache_dir)
+    planned = out_dir / "generated" / cfg.dataset / safe_file_stem(cfg.method)  # generate_test_split writes here
+    request = ScoreRequest(videos=Path(cfg.videos) if cfg.videos else planned,
+                           reference=None if cfg.reference is None else Path(cfg.reference),
+                           weights=dict(cfg.weights), allow_unverified=cfg.allow_unverified, device=cfg.device,
+                           seed=cfg.seed, batch_size=cfg.batch_size, force_small_set=cfg.force_small_set,
+                           cache_dir=cache_dir, options=dict(cfg.options))
+    # cheap checks first: the checkpoint's kind, the options and every weights file the metrics need, before
+    # anything is generated or decoded
+    if cfg.checkpoint is not None:
+        from dicetalk_bench.model.checkpoint_kind import generator_checkpoint
+
+        generator_checkpoint(cfg.checkpoint, command="evaluate --checkpoint")
+    check_options(list(cfg.metrics), request.options)
+    check_weights(list(cfg.metrics), request)
     checkpoint_record = None
     if cfg.checkpoint is not None:
         videos, reference, checkpoint_record = generate_test_split(cfg, out_dir)
+        request = dataclasses.replace(request, videos=videos, reference=reference)
     else:
-        videos = Path(cfg.videos)
-        reference = None if cfg.reference is None else Path(cfg.reference)
-    cache_dir = None if cfg.cache_dir is None else Path(cfg.cache_dir)
-    request = ScoreRequest(videos=videos, reference=reference, weights=dict(cfg.weights),
-                           allow_unverified=cfg.allow_unverified, device=cfg.device, seed=cfg.seed,
-                           batch_size=cfg.batch_size, force_small_set=cfg.force_small_set, cache_dir=cache_dir,
-                           options=dict(cfg.options))
+        videos, reference = request.videos, request.reference
     results_dir = out_dir / "results" / cfg.dataset
     stem = safe_file_stem(cfg.method)
     path = results_dir / f"{stem}.json"
@@ -349,7 +359,7 @@ def _cmd_score(argv: list[str]) -> int:
     parser = build_score_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
-    from dicetalk_bench.metrics.registry import MetricRegistryError, get_metric, parse_metric_list
+    from dicetalk_bench.metrics.registry import MetricRegistryError, check_options, get_metric, parse_metric_list
 
     try:
         names = parse_metric_list(args.metrics)
@@ -372,19 +382,21 @@ def _cmd_score(argv: list[str]) -> int:
                 parser.error(f"metric {n!r} needs --reference DIR")
     if args.reference is not None and not args.reference.is_dir():
         parser.error(f"--reference {args.reference}: not a folder")
+    try:
+        check_options(names, {k: scalar(v) for k, v in args.option})
+    except MetricRegistryError as exc:
+        parser.error(str(exc))
     cfg = _config_from_args(args, names)
     full_argv = ["python", "-m", "dicetalk_bench.evaluate", *argv]
-    try:
-        _, code = run_evaluation(cfg, full_argv)
-    except EvaluateError as exc:
-        logger.error("%s", exc)
-        return 1
-    except SystemExit as exc:  # run_score stops on a failed metric (without --keep-going) with a message
-        if isinstance(exc.code, str):
-            logger.error("%s", exc.code.removeprefix("error: "))
-            return 1
-        raise
-    if args.leaderboard:
+    written: list[Path] = []
+
+    def score() -> int:
+        path, exit_code = run_evaluation(cfg, full_argv)
+        written.append(path)
+        return exit_code
+
+    code = run_cli(score, verbose=args.verbose)  # a set-up error: one line on stderr, exit 1, no results file
+    if args.leaderboard and written:
         lb = _cmd_leaderboard(["--results", str(args.out / "results"), "--out", str(args.out / "leaderboard"),
                                "--seed", str(args.seed)])
         code = code or lb

@@ -76,6 +76,14 @@ class MissingStreamError(MediaError):
     """No video stream, or no audio stream where audio is required."""
 
 
+class NoAudioError(MissingStreamError):
+    """No audio stream where audio is required (a per-item failure of kind ``no-audio``)."""
+
+
+class EmptyAudioError(EmptyMediaError):
+    """An audio stream that decodes to no samples (a per-item failure of kind ``no-audio``)."""
+
+
 class MediaWriteError(MediaError):
     """Writing failed (unwritable folder, bad frame size, encoder error)."""
 
@@ -449,7 +457,8 @@ def read_audio(path: PathLike, sample_rate: int = 16000) -> np.ndarray:
     Returns (S,) float32 in [-1, 1] at ``sample_rate`` Hz: the mean of the channels, resampled with
     FFmpeg's resampler. Encoder padding after the declared stream end (AAC pads its last frame) is cut,
     so S is within one sample block of ``duration * sample_rate``.
-    Raises MissingStreamError if there is no audio stream, EmptyMediaError if it decodes to nothing,
+    Raises NoAudioError (a MissingStreamError) if there is no audio stream, EmptyAudioError (an
+    EmptyMediaError) if it decodes to nothing,
     CorruptMediaError on a decoder error or when the decoded audio is shorter than the stream declares
     (beyond max(40 ms, 1 %)).
     """
@@ -458,7 +467,7 @@ def read_audio(path: PathLike, sample_rate: int = 16000) -> np.ndarray:
     path, container = _open(path)
     with container:
         if not container.streams.audio:
-            raise MissingStreamError(path, "has no audio stream (read_audio needs one)")
+            raise NoAudioError(path, "has no audio stream (read_audio needs one)")
         stream = container.streams.audio[0]
         declared_s = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
         try:
@@ -466,7 +475,7 @@ def read_audio(path: PathLike, sample_rate: int = 16000) -> np.ndarray:
         except av.error.FFmpegError as exc:
             raise CorruptMediaError(path, f"audio decoding failed ({exc.strerror or exc})") from exc
     if samples.size == 0:
-        raise EmptyMediaError(path, "audio stream has no decodable samples")
+        raise EmptyAudioError(path, "audio stream has no decodable samples")
     if declared_s is not None:
         decoded_s = samples.size / sample_rate
         if decoded_s < declared_s - max(_AUDIO_TRUNCATION_SLACK_S, _TRUNCATION_SLACK_FRAC * declared_s):

@@ -3,8 +3,11 @@
 ``python -m dicetalk_bench.sample --checkpoint CKPT --image IMG --audio WAV --emotion {name | prior.npy |
 reference.mp4} --out OUT.mp4``: ``name`` resolves to the priors stored in the checkpoint; a ``.npy`` is read with
 the safe prior loader; a video is embedded by the emotion embedder given with ``--embedder`` (V-mode), which
-must be the one whose priors trained the checkpoint. The audio is encoded with the Whisper weights the checkpoint was trained with (refused otherwise); the
-video has one frame per 40 ms of audio (25 fps) and carries the audio.
+must be the one whose priors trained the checkpoint. The audio is encoded with the Whisper weights the checkpoint was
+trained with (refused otherwise); the video has one frame per 40 ms of audio (25 fps) and carries the audio.
+Every argument is checked before the model loads (:func:`check_inputs`: the checkpoint's kind, the emotion name
+among the 8 MEAD emotions and the checkpoint's priors, the files, the face detector's weights); a set-up error
+prints ``error: ...`` and exits 1.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=72589, help="noise seed (release default 72589)")
     p.add_argument("--device", default=None)
     p.add_argument("--allow-unverified", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of a set-up error")
     return p
 
 
@@ -39,12 +43,7 @@ def _face_box(args, image, size: int):
     import numpy as np
 
     if args.face_box:
-        try:
-            box = np.array([float(v) for v in args.face_box.split(",")], np.float32)
-        except ValueError:
-            box = np.zeros(0)
-        if box.shape != (4,):
-            raise ValueError(f"--face-box {args.face_box!r}: expected four numbers x1,y1,x2,y2")
+        box = _parse_box(args.face_box)
     else:
         from dicetalk_bench.preprocessing.faces import track
 
@@ -82,9 +81,93 @@ def _reference_prior(args, model):
     return reference_emotion(args.emotion, embedder, whisper=args.whisper, allow_unverified=args.allow_unverified)
 
 
+def _stored_emotions(folder) -> list[str]:
+    """Emotion names whose priors a generator checkpoint stores (safetensors keys ``priors.<name>``; no tensor
+    is read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), framework="numpy") as f:
+        return sorted(k[len("priors."):] for k in f.keys() if k.startswith("priors."))
+
+
+def check_inputs(args: argparse.Namespace):
+    """Every cheap check, before torch or the model loads: the checkpoint's kind and files, the emotion (a MEAD
+    name stored in the checkpoint, a prior file, or a reference video with ``--embedder``), the image, the audio,
+    ``--face-box`` or the face detector's weights, ``--whisper`` and the sampling settings. Returns the checkpoint
+    folder; raises SetupError (or WeightsError) naming the fix."""
+    from pathlib import Path
+
+    from dicetalk_bench.errors import SetupError
+    from dicetalk_bench.model.checkpoint_kind import check_generator_files, generator_checkpoint
+    from dicetalk_bench.model.priors import PRIOR_EMOTIONS
+
+    emotion = args.emotion
+    suffix = Path(emotion).suffix.lower()
+    if suffix == ".npy" or suffix in VIDEO_SUFFIXES:
+        if not Path(emotion).is_file():
+            raise SetupError(f"--emotion {emotion}: no such file")
+        if suffix in VIDEO_SUFFIXES:
+            if not args.embedder:
+                raise SetupError(f"--emotion {emotion}: a reference video needs --embedder (the output folder of "
+                                 "`python -m dicetalk_bench.train_embedder`)")
+            if not (Path(args.embedder) / "embedder.json").is_file():
+                raise SetupError(f"--embedder {args.embedder}: no embedder.json; pass the output folder of "
+                                 "`python -m dicetalk_bench.train_embedder`")
+    elif emotion not in PRIOR_EMOTIONS:
+        raise SetupError(f"--emotion {emotion!r}: not one of the 8 MEAD emotions ({', '.join(PRIOR_EMOTIONS)}), "
+                         "a prior .npy file or a reference video")
+    for flag, value in (("--image", args.image), ("--audio", args.audio)):
+        if not Path(value).is_file():
+            raise SetupError(f"{flag} {value}: no such file")
+    if args.steps < 1:
+        raise SetupError(f"--steps {args.steps}: must be at least 1")
+    if args.whisper and not args.whisper.startswith("random:") and not Path(args.whisper).exists():
+        raise SetupError(f"--whisper {args.whisper}: no such folder (give a whisper-tiny folder or random:SEED)")
+    folder = generator_checkpoint(args.checkpoint, command="sample")
+    check_generator_files(folder)
+    if suffix != ".npy" and suffix not in VIDEO_SUFFIXES:
+        stored = _stored_emotions(folder)
+        if emotion not in stored:
+            raise SetupError(f"--emotion {emotion!r}: checkpoint {folder} stores priors for "
+                             f"{', '.join(stored) or 'no emotion'}")
+    if args.face_box:
+        _parse_box(args.face_box)
+    else:
+        from PIL import Image
+
+        from dicetalk_bench import weights
+        from dicetalk_bench.preprocessing.faces import FaceTrackConfig, detector_weights_key
+
+        with Image.open(args.image) as img:
+            size = img.size  # (W, H), read from the header
+        weights.require(detector_weights_key(FaceTrackConfig(), size),
+                        hint="\nOr pass --face-box x1,y1,x2,y2 to skip face detection.")
+    return folder
+
+
+def _parse_box(text: str):
+    import numpy as np
+
+    try:
+        box = np.array([float(v) for v in text.split(",")], np.float32)
+    except ValueError:
+        box = np.zeros(0)
+    if box.shape != (4,):
+        from dicetalk_bench.errors import SetupError
+
+        raise SetupError(f"--face-box {text!r}: expected four numbers x1,y1,x2,y2")
+    return box
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from dicetalk_bench.cli_errors import run_cli
+
+    return run_cli(lambda: _sample(args, check_inputs(args)), verbose=args.verbose)
+
+
+def _sample(args: argparse.Namespace, folder) -> int:
     from pathlib import Path
 
     import numpy as np
@@ -93,44 +176,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PIL import Image
 
     from dicetalk_bench import media
-    from dicetalk_bench.model import checkpoint as ckpt
     from dicetalk_bench.model.pipeline import SampleConfig, check_whisper, generate_frames, load_checkpoint_for_sampling
     from dicetalk_bench.model.priors import load_prior
     from dicetalk_bench.preprocessing.audio_features import SAMPLES_PER_FRAME, n_video_frames, whisper_states
     from dicetalk_bench.preprocessing.whisper import load_whisper
 
-    try:
-        folder = Path(args.checkpoint)
-        if not (folder / "state.json").is_file():
-            folder = ckpt.latest_checkpoint(folder) or folder
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = load_checkpoint_for_sampling(folder, device)
-        if args.emotion.endswith(".npy"):
-            prior = load_prior(args.emotion)
-        elif Path(args.emotion).suffix.lower() in VIDEO_SUFFIXES:
-            prior = _reference_prior(args, model)
-        elif args.emotion in model.priors:
-            prior = model.priors[args.emotion]
-        else:
-            raise ValueError(f"--emotion {args.emotion!r}: not a .npy file and not one of the checkpoint's priors "
-                             f"{sorted(model.priors)}")
-        image = np.array(Image.open(args.image).convert("RGB"))
-        size = model.resolution
-        ref = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 127.5 - 1
-        ref = F.interpolate(ref, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
-        box = _face_box(args, image, size)
-        samples = media.read_audio(args.audio, 16000)
-        n_frames = n_video_frames(len(samples))
-        if n_frames < 1:
-            raise ValueError(f"{args.audio}: shorter than one video frame (40 ms)")
-        handle = load_whisper(args.whisper or model.records["whisper"]["file"], allow_unverified=args.allow_unverified)
-        check_whisper(model.records["whisper"], handle.record)
-        states = whisper_states(samples, handle.encoder, n_frames)
-        cfg = SampleConfig(steps=args.steps, image_scale=args.image_scale, condition_scale=args.condition_scale)
-        frames = generate_frames(model, ref, states, prior, box, cfg, seed=args.seed)
-    except (ValueError, FileNotFoundError, media.MediaError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_checkpoint_for_sampling(folder, device)
+    if args.emotion.endswith(".npy"):
+        prior = load_prior(args.emotion)
+    elif Path(args.emotion).suffix.lower() in VIDEO_SUFFIXES:
+        prior = _reference_prior(args, model)
+    else:
+        prior = model.priors[args.emotion]  # checked against the stored names before loading
+    image = np.array(Image.open(args.image).convert("RGB"))
+    size = model.resolution
+    ref = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 127.5 - 1
+    ref = F.interpolate(ref, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    box = _face_box(args, image, size)
+    samples = media.read_audio(args.audio, 16000)
+    n_frames = n_video_frames(len(samples))
+    if n_frames < 1:
+        raise ValueError(f"{args.audio}: shorter than one video frame (40 ms)")
+    handle = load_whisper(args.whisper or model.records["whisper"]["file"], allow_unverified=args.allow_unverified)
+    check_whisper(model.records["whisper"], handle.record)
+    states = whisper_states(samples, handle.encoder, n_frames)
+    cfg = SampleConfig(steps=args.steps, image_scale=args.image_scale, condition_scale=args.condition_scale)
+    frames = generate_frames(model, ref, states, prior, box, cfg, seed=args.seed)
     video = ((frames.permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
     audio = samples[: n_frames * SAMPLES_PER_FRAME]
     media.write_video(args.out, video, 25.0, audio=audio, audio_rate=16000)

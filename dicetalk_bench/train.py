@@ -3,6 +3,8 @@
 The YAML holds the fields of :class:`dicetalk_bench.model.train_loop.TrainConfig` (``model: tiny | paper``,
 ``data_root``, ``priors_dir``, ``svd``, ``out_dir``, ``steps`` ...); ``key=value`` arguments override it.
 Checkpoints go to ``<out_dir>/checkpoints/step_<N>/``; ``--resume`` continues from the latest one exactly.
+The inputs (preprocessing output, priors, SVD folder, release files) are checked before anything is built or
+written; a set-up error prints ``error: ...`` and exits 1 without a traceback (``-v`` shows it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from typing import Sequence
 
 from dicetalk_bench.cli_args import load_cli_config, setup_logging
+from dicetalk_bench.cli_errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,12 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    from dicetalk_bench.model.cost import MemoryBudgetError
+    return run_cli(lambda: _run(args), verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dicetalk_bench.model.train_checks import check_train_inputs
     from dicetalk_bench.model.train_loop import TrainConfig, train
 
     cfg = load_cli_config(TrainConfig, args.config, args.overrides)
     if cfg is None:
         return 2
+    check_train_inputs(cfg)  # before any model, memory estimate or output folder
 
     def report(run, terms):
         if run.step % 10 == 0 or run.step == cfg.steps:
@@ -48,18 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.estimate_memory:
         from dicetalk_bench.model.train_loop import check_memory
 
-        try:
-            estimate = check_memory(cfg, args.device)
-        except MemoryBudgetError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print(estimate.summary())
+        print(check_memory(cfg, args.device).summary())  # MemoryBudgetError: a set-up error, exit 1
         return 0
-    try:
-        run = train(cfg, resume_run=args.resume, device=args.device, on_step=report)
-    except (ValueError, FileNotFoundError, MemoryBudgetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    run = train(cfg, resume_run=args.resume, device=args.device, on_step=report)
     print(f"trained to step {run.step}; checkpoints in {cfg.out_dir}/checkpoints")
     return 0
 

@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from dicetalk_bench.cli_args import load_cli_config, setup_logging
+from dicetalk_bench.cli_errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,16 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
+    return run_cli(lambda: _run(args), verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
     from dicetalk_bench.model.embedder_train import EmbedderTrainConfig, train_embedder
+    from dicetalk_bench.model.train_checks import check_embedder_inputs
 
     cfg = load_cli_config(EmbedderTrainConfig, args.config, args.overrides)
     if cfg is None:
         return 2
-    try:
-        run = train_embedder(cfg, resume_run=args.resume)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    check_embedder_inputs(cfg)  # before any model or output folder
+    run = train_embedder(cfg, resume_run=args.resume)
     print(f"trained the emotion embedder to step {run.step}; priors in {cfg.out_dir}/priors")
     return 0
 

@@ -690,6 +690,16 @@ def find(key: str, path: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+def require(key: str, path: str | os.PathLike | None = None, *, hint: str = "") -> Path:
+    """Where ``key`` is (as :func:`find`, no hashing), or the :class:`WeightsNotFoundError` that :func:`resolve`
+    would raise (every place searched, how to get it) with ``hint`` appended: a cheap check before a model loads."""
+    found = find(key, path)
+    if found is not None:
+        return found
+    entry = get_entry(key)
+    raise WeightsNotFoundError(str(_not_found(entry, _places(entry, path))) + hint)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@
     python -m dicetalk_bench.metrics list
 
 Arguments are parsed before anything heavy is imported; metrics are dispatched through
-:mod:`dicetalk_bench.metrics.registry`, so every registered metric is available here. Other subcommands
+:mod:`dicetalk_bench.metrics.registry`, so every registered metric is available here. Before any video is decoded,
+each ``--option`` is checked against the options the requested metrics read (unknown names and values refused) and
+every weights file they need is located and hash-checked (:mod:`.preflight`); a set-up error ends the command with
+``error: ...`` on stderr, exit status 1 and no results file. Other subcommands
 (e.g. ``train-emotion``) can be added to ``EXTRA_COMMANDS``: name -> ``"module:function"`` taking ``argv`` (list of
 str) and returning an exit code.
 """
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from dicetalk_bench.cli_args import key_value, scalar
+from dicetalk_bench.cli_errors import run_cli
+from dicetalk_bench.errors import SetupError
 
 logger = logging.getLogger("dicetalk_bench.metrics")
 
@@ -81,7 +86,8 @@ def _cmd_list() -> int:
 
 
 def _cmd_score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from dicetalk_bench.metrics.registry import MetricRegistryError, ScoreRequest, get_metric, parse_metric_list
+    from dicetalk_bench.metrics.registry import (MetricRegistryError, ScoreRequest, check_options, get_metric,
+                                                 parse_metric_list)
 
     try:
         names = parse_metric_list(args.metrics)
@@ -95,6 +101,10 @@ def _cmd_score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         if get_metric(n).needs_reference and args.reference is None:
             parser.error(f"metric {n!r} needs --reference DIR")
     options = {k: scalar(v) for k, v in args.option}
+    try:
+        check_options(names, options)
+    except MetricRegistryError as exc:
+        parser.error(str(exc))
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     request = ScoreRequest(videos=args.videos, reference=args.reference, weights=dict(args.weights),
                            allow_unverified=args.allow_unverified, device=args.device, seed=args.seed,
@@ -104,12 +114,21 @@ def _cmd_score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def run_score(names: list[str], request: Any, out: Path, *, keep_going: bool = False) -> int:
-    """Compute ``names`` (one registry call per metric group) and write ``out``; returns the exit code."""
+    """Check the options and the weights of ``names``, compute them (one registry call per metric group) and write
+    ``out``; returns the exit code.
+
+    Set-up errors (a bad option, missing weights: found before any video is decoded) and, without ``keep_going``,
+    any error of a metric propagate and no results file is written. With ``keep_going`` a failed metric group is
+    logged, the others are written, and the exit code is 1.
+    """
     import dataclasses
 
-    from dicetalk_bench.metrics.registry import compute_metrics, get_metric
+    from dicetalk_bench.metrics.preflight import check_weights
+    from dicetalk_bench.metrics.registry import check_options, compute_metrics, get_metric
     from dicetalk_bench.metrics.result import save_results
 
+    check_options(names, request.options)
+    check_weights(names, request)
     results = []
     failed: list[str] = []
     groups: dict[str, list[str]] = {}
@@ -118,15 +137,18 @@ def run_score(names: list[str], request: Any, out: Path, *, keep_going: bool = F
     for group in groups.values():
         try:
             results.extend(compute_metrics(group, dataclasses.replace(request)))
-        except Exception as exc:  # one metric's failure is reported; others go on with --keep-going
+        except Exception as exc:  # noqa: BLE001 -- only with --keep-going; otherwise re-raised at once
             if not keep_going:
-                raise SystemExit(f"error: metric {', '.join(group)} failed: {exc}") from exc
+                raise
             logger.error("metric %s failed: %s", ", ".join(group), exc)
             failed.extend(group)
+    if not results:
+        raise SetupError(f"every requested metric failed ({', '.join(failed)}); no results file written")
     save_results(results, out)
     for r in results:
         cal = "" if r.calibrated else " (uncalibrated weights)"
-        logger.info("%s = %s on %d videos%s", r.key, r.value, r.n_videos, cal)
+        failures = f", {len(r.failures)} of {r.n_attempted} videos failed" if r.failures else ""
+        logger.info("%s = %s on %d videos%s%s", r.key, r.value, r.n_videos, failures, cal)
     logger.info("wrote %s", out)
     return 1 if failed else 0
 
@@ -142,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command == "list":
         return _cmd_list()
-    return _cmd_score(args, parser)
+    return run_cli(lambda: _cmd_score(args, parser), verbose=args.verbose)
 
 
 if __name__ == "__main__":

@@ -133,7 +133,8 @@ def score_emotion(classifier: EmotionClassifier, videos: Mapping[str, np.ndarray
     """Classify each video's face frames ((T, H, W, 3) uint8 RGB) and compute accuracy against ``truth``.
 
     A video whose true label the classifier cannot output (e.g. contempt with a 7-class model) is refused.
-    A video that fails (empty, classifier error) is recorded in ``failures`` and left out of the accuracy.
+    A video without face frames is recorded in ``failures`` and left out of the accuracy computed here (the
+    registry's Emo-Acc then counts it as wrong); a classifier error is a bug and propagates.
     """
     mapped = {classifier.label_map[lab] for lab in classifier.labels if lab in classifier.label_map}
     lacking = sorted({t for t in truth.values() if t not in mapped})
@@ -147,20 +148,18 @@ def score_emotion(classifier: EmotionClassifier, videos: Mapping[str, np.ndarray
     preds: dict[str, str] = {}
     failures: dict[str, str] = {}
     for vid, frames in videos.items():
-        try:
-            if len(frames) == 0:
-                raise ValueError("no face frames")
-            if aggregation == "attention":
-                logits = to_mead_logits(classifier.video_logits(frames)[None], classifier.labels,
-                                        classifier.label_map)[0]
-                idx = int(np.argmax(logits))
-            else:
-                idx = aggregate_video(to_mead_logits(classifier.frame_logits(frames), classifier.labels,
-                                                     classifier.label_map), aggregation)
-            preds[vid] = MEAD_EMOTIONS[idx]
-        except (ValueError, RuntimeError) as exc:
-            log.warning("emotion: video %s failed: %s", vid, exc)
-            failures[vid] = f"{type(exc).__name__}: {exc}"
+        if len(frames) == 0:
+            log.warning("emotion: video %s has no face frames", vid)
+            failures[vid] = "no face frames to classify"
+            continue
+        if aggregation == "attention":
+            logits = to_mead_logits(classifier.video_logits(frames)[None], classifier.labels,
+                                    classifier.label_map)[0]
+            idx = int(np.argmax(logits))
+        else:
+            idx = aggregate_video(to_mead_logits(classifier.frame_logits(frames), classifier.labels,
+                                                 classifier.label_map), aggregation)
+        preds[vid] = MEAD_EMOTIONS[idx]
     return emotion_accuracy(preds, truth, failures)
 
 

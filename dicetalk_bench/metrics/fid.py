@@ -24,7 +24,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dicetalk_bench.errors import TOO_SHORT
 from dicetalk_bench.metrics import _cache
+from dicetalk_bench.metrics.failures import EXCLUDE, FailureLog, attempt
 from dicetalk_bench.metrics.frechet import FeatureStats, frechet_distance_raw
 from dicetalk_bench.metrics.kid import DEFAULT_SUBSET_SIZE, DEFAULT_SUBSETS, kernel_inception_distance
 from dicetalk_bench.metrics.registry import FID, KID, ScoreRequest
@@ -90,21 +92,17 @@ def video_features(model: Any, path: Path, config: FIDConfig, device: str = "cpu
 
 
 def set_features(model: Any, videos: VideoSet, config: FIDConfig,
-                 device: str = "cpu") -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Per-video features of a set; a video that cannot be decoded is recorded as a failure and skipped."""
-    from dicetalk_bench.media import MediaError
-
+                 device: str = "cpu") -> tuple[dict[str, np.ndarray], FailureLog]:
+    """Per-video features of a set; a video that fails for a per-item reason (unreadable, no frames) is recorded
+    with its kind and skipped; any other error propagates."""
     feats: dict[str, np.ndarray] = {}
-    failures: dict[str, str] = {}
+    failures = FailureLog()
     for entry in videos:
-        try:
-            f = video_features(model, entry.path, config, device)
-        except MediaError as exc:
-            failures[entry.clip_id] = str(exc)
-            logger.warning("FID: skipping %s: %s", entry.path, exc)
+        f = attempt(failures, entry.clip_id, lambda: video_features(model, entry.path, config, device), what="FID")
+        if f is None:
             continue
         if len(f) == 0:
-            failures[entry.clip_id] = f"{entry.path}: no frames"
+            failures.add(entry.clip_id, TOO_SHORT, f"{entry.path}: no frames")
             continue
         feats[entry.clip_id] = f
     return feats, failures
@@ -187,8 +185,10 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
         "input": "uint8 RGB frames decoded at the native fps", "pooling": "all kept frames of all videos",
         "videos_dir": str(videos.root), "reference_dir": str(reference.root), "reference_manifest_sha256": manifest,
         "n_reference_videos": len(ref_feats), "n_reference_frames": int(len(ref)),
-        "reference_failures": ref_fail, "forced_small_set": False,
+        "reference_failures": ref_fail, "forced_small_set": False, "failure_policy": EXCLUDE,
     }
+    failed = gen_fail
+    fields = failed.result_fields(videos.clip_ids)
     results = []
     if FID in metrics:
         small = min(len(gen), len(ref)) < config.min_frames
@@ -205,7 +205,8 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
             key=FID, value=value, higher_is_better=False, n_videos=len(gen_feats), n_frames=int(len(gen)),
             protocol=protocol | {"covariance_ddof": 1, "frechet": "float64 eigh (metrics.md §2.3)",
                                  "raw_value": raw, "forced_small_set": bool(small)},
-            extractors=(record,), failures=gen_fail, features=gen_feats, reference_features=ref_feats))
+            extractors=(record,), extra={"failure_counts": failed.counts()}, features=gen_feats,
+            reference_features=ref_feats, **fields))
     if KID in metrics:
         subset = config.kid_subset_size
         small = min(len(gen), len(ref)) < subset
@@ -221,8 +222,8 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
             key=KID, value=kid.mean, higher_is_better=False, n_videos=len(gen_feats), n_frames=int(len(gen)),
             protocol=protocol | {"kernel": "(x.y/d + 1)^3", "subset_size": kid.subset_size,
                                  "n_subsets": kid.n_subsets, "seed": config.seed, "forced_small_set": bool(small)},
-            extractors=(record,), failures=gen_fail, extra={"std": kid.std},
-            features=gen_feats, reference_features=ref_feats))
+            extractors=(record,), extra={"std": kid.std, "failure_counts": failed.counts()},
+            features=gen_feats, reference_features=ref_feats, **fields))
     return results
 
 

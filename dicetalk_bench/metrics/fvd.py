@@ -28,7 +28,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dicetalk_bench.errors import TooShortError
 from dicetalk_bench.metrics import _cache
+from dicetalk_bench.metrics.failures import EXCLUDE, FailureLog, attempt
 from dicetalk_bench.metrics.fid import SmallSetError
 from dicetalk_bench.metrics.frechet import FeatureStats, frechet_distance_raw
 from dicetalk_bench.metrics.registry import FVD, ScoreRequest
@@ -116,29 +118,28 @@ def clip_features(model: Any, clips: np.ndarray, config: FVDConfig, device: str 
 
 def video_clip_features(model: Any, clip_id: str, path: Path, config: FVDConfig,
                         device: str = "cpu") -> np.ndarray:
-    """(clips_per_video, 400) features of one video; ValueError if it is shorter than one clip."""
+    """(clips_per_video, 400) features of one video; TooShortError if it is shorter than one clip."""
     from dicetalk_bench import media
 
     frames = media.read_video(path).frames
     starts = clip_offsets(clip_id, len(frames), config)
     if len(starts) == 0:
-        raise ValueError(f"{path}: {len(frames)} frames, fewer than the FVD clip length {config.clip_length}")
+        raise TooShortError(f"{path}: {len(frames)} frames, fewer than the FVD clip length {config.clip_length}")
     clips = np.stack([frames[s:s + config.clip_length] for s in starts])
     return clip_features(model, clips, config, device)
 
 
 def set_clip_features(model: Any, videos: VideoSet, config: FVDConfig,
-                      device: str = "cpu") -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    from dicetalk_bench.media import MediaError
-
+                      device: str = "cpu") -> tuple[dict[str, np.ndarray], FailureLog]:
+    """Per-video clip features; a video that fails for a per-item reason (unreadable, shorter than a clip) is
+    recorded with its kind and skipped; any other error propagates."""
     feats: dict[str, np.ndarray] = {}
-    failures: dict[str, str] = {}
+    failures = FailureLog()
     for entry in videos:
-        try:
-            feats[entry.clip_id] = video_clip_features(model, entry.clip_id, entry.path, config, device)
-        except (MediaError, ValueError) as exc:
-            failures[entry.clip_id] = str(exc)
-            logger.warning("FVD: skipping %s: %s", entry.path, exc)
+        f = attempt(failures, entry.clip_id,
+                    lambda: video_clip_features(model, entry.clip_id, entry.path, config, device), what="FVD")
+        if f is not None:
+            feats[entry.clip_id] = f
     return feats, failures
 
 
@@ -190,10 +191,11 @@ def compute_fvd(videos: VideoSet, reference: VideoSet, *, config: FVDConfig = FV
         "n_reference_clips": int(len(ref)), "n_reference_videos": len(ref_feats), "reference_failures": ref_fail,
         "reference_manifest_sha256": manifest, "videos_dir": str(videos.root), "reference_dir": str(reference.root),
         "covariance_ddof": 1, "frechet": "float64 eigh (metrics.md §2.3)", "raw_value": raw,
-        "forced_small_set": bool(small)}
+        "forced_small_set": bool(small), "failure_policy": EXCLUDE}
     return MetricResult(key=FVD, value=max(raw, 0.0), higher_is_better=False, n_videos=len(gen_feats),
-                        n_clips=int(len(gen)), protocol=protocol, extractors=(record,), failures=gen_fail,
-                        features=gen_feats, reference_features=ref_feats)
+                        n_clips=int(len(gen)), protocol=protocol, extractors=(record,),
+                        extra={"failure_counts": gen_fail.counts()}, features=gen_feats, reference_features=ref_feats,
+                        **gen_fail.result_fields(videos.clip_ids))
 
 
 def _precheck_clips(videos: VideoSet, reference: VideoSet, config: FVDConfig) -> None:

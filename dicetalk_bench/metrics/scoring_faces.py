@@ -3,8 +3,11 @@
 Each ``score_*`` has the registry signature ``fn(request: ScoreRequest) -> list[MetricResult]``. Videos are listed and
 paired with :mod:`.video_set` (clip id; reference decoded at the generated fps; cut to the shorter; reference resized).
 Faces are tracked on the decoded frames with ``preprocessing.faces.track`` (option ``faces.detector``: an object with
-``detect(frame)``, replacing BlazeFace, e.g. in tests). A video that fails is recorded in ``failures`` with its reason
-and the run goes on.
+``detect(frame)``, replacing BlazeFace, e.g. in tests). A video that fails for a per-item reason (no face, unreadable,
+too short, no audio, no label, no reference) is recorded with its reason and kind (:mod:`.failures`) and the run
+goes on; any other error (missing weights, a bad option, a bug) stops the command. Failure policy: emotion accuracy
+counts a failed video whose emotion is known as wrong; every other metric here excludes failed videos and reports
+their rate (``protocol["failure_policy"]``; counts per kind in ``extra["failure_counts"]``).
 
 Options (``request.options``): ``sync.mode`` (fast | parity | original), ``emo-acc.classifier`` (emotion-fan |
 hsemotion | own:PATH), ``emo-acc.speakers`` (JSON clip id -> speaker, own classifier), ``emo-acc.aggregation``
@@ -24,6 +27,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dicetalk_bench.errors import MISSING_REFERENCE, NO_FACE, NO_LABEL
+from dicetalk_bench.metrics.failures import COUNT_AS_WRONG, EXCLUDE, FailureLog, attempt
 from dicetalk_bench.metrics.registry import CSIM, EMO_ACC, LPIPS, PSNR, SSIM, SYNC_C, SYNC_D, ScoreRequest
 from dicetalk_bench.metrics.result import MetricResult
 
@@ -35,10 +40,6 @@ log = logging.getLogger(__name__)
 # MEAD file-name codes (EAT parses labels from them) and the MEAD folder names
 _MEAD_CODES = {"ang": "angry", "con": "contempt", "dis": "disgusted", "fea": "fear", "hap": "happy",
                "neu": "neutral", "sad": "sad", "sur": "surprised"}
-
-
-def _failure(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _track(frames: np.ndarray, fps: float, request: ScoreRequest):
@@ -53,43 +54,41 @@ def score_sync(request: ScoreRequest) -> list[MetricResult]:
     from dicetalk_bench.metrics import sync
     from dicetalk_bench.metrics.syncnet import load_syncnet
     from dicetalk_bench.metrics.video_set import list_videos
-    from dicetalk_bench.preprocessing.faces import NoFaceError
 
     mode = request.option("sync", "mode", "fast")
     if mode not in ("fast", "parity", "original"):
         raise ValueError(f"option sync.mode={mode!r}: expected 'fast', 'parity' or 'original'")
     model, record = load_syncnet(request.weights.get("syncnet"), allow_unverified=request.allow_unverified,
                                  device=request.device)
+    videos = list_videos(request.videos)
     tracks: dict[str, list[sync.SyncScores]] = {}
-    failures: dict[str, str] = {}
-    for entry in list_videos(request.videos):
-        try:
-            tracks[entry.clip_id] = [sync.score_sync_video(entry.path, model, mode=mode, device=request.device,
-                                                           detector=request.option("faces", "detector"))]
-        except NoFaceError as exc:
-            tracks[entry.clip_id] = []
-            failures[entry.clip_id] = f"no face: {exc}"
-        except Exception as exc:  # noqa: BLE001 - one failed video is recorded, the run goes on
-            log.warning("sync: %s failed: %s", entry.path, exc)
-            failures[entry.clip_id] = _failure(exc)
-    agg = sync.aggregate_sync(tracks, failures)
+    failed = FailureLog()
+    for entry in videos:
+        scores = attempt(failed, entry.clip_id, lambda: sync.score_sync_video(
+            entry.path, model, mode=mode, device=request.device, detector=request.option("faces", "detector")),
+            what="sync")
+        if scores is not None:
+            tracks[entry.clip_id] = [scores]
+    agg = sync.aggregate_sync(tracks, failed.reasons, failed.kinds)
+    failed = FailureLog(dict(agg.failures), dict(agg.failure_kinds))
     protocol = {"mode": mode, "vshift": sync.VSHIFT, "window_frames": sync.WINDOW_FRAMES,
                 "window_mfcc": sync.WINDOW_MFCC, "n_windows": "min_length - 5", "fps": sync.VIDEO_FPS,
                 "audio_rate": sync.AUDIO_RATE, "mfcc": "python_speech_features 0.6 semantics, int16 scale",
                 "crop": "syncnet_python crop_video (crop_scale 0.4, medfilt 13, pad 110, 224)",
                 "face_track": "preprocessing.faces.track on the 25 fps frames",
-                "aggregation": "longest track per video, mean over videos"}
-    extra = {"n_without_face": agg.n_without_face,
+                "aggregation": "longest track per video, mean over videos", "failure_policy": EXCLUDE}
+    extra = {"n_without_face": agg.n_without_face, "failure_counts": failed.counts(),
              "offsets_frames": {k: s.offset_frames for k, s in agg.per_video.items()}}
     value_c = None if not agg.per_video else agg.sync_c
     value_d = None if not agg.per_video else agg.sync_d
+    fields = failed.result_fields(videos.clip_ids)
     return [
         MetricResult(key=SYNC_C, value=value_c, higher_is_better=True, n_videos=agg.n_videos, protocol=protocol,
                      extractors=(record,), per_video={k: s.confidence for k, s in agg.per_video.items()},
-                     failures=dict(agg.failures), extra=extra),
+                     extra=extra, **fields),
         MetricResult(key=SYNC_D, value=value_d, higher_is_better=False, n_videos=agg.n_videos, protocol=protocol,
                      extractors=(record,), per_video={k: s.min_dist for k, s in agg.per_video.items()},
-                     failures=dict(agg.failures), extra=extra),
+                     extra=extra, **fields),
     ]
 
 
@@ -136,25 +135,25 @@ def _read_clip_map(path: str, option: str, what: str) -> dict[str, Any]:
                          f"({exc})") from exc
 
 
-def _labels(request: ScoreRequest, clip_ids: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+def _labels(request: ScoreRequest, clip_ids: list[str], failed: FailureLog) -> dict[str, str]:
+    """True emotion of each clip; clips without one are recorded in ``failed`` (kind ``no-label``)."""
     path = request.option(EMO_ACC, "labels")
-    failures: dict[str, str] = {}
     if path:
         given = _read_clip_map(path, "labels", "emotion")
         labels = {cid: str(given[cid]).lower() for cid in clip_ids if cid in given}
         for cid in clip_ids:
             if cid not in labels:
-                failures[cid] = f"no true emotion for clip {cid!r} in {path}"
-        return labels, failures
+                failed.add(cid, NO_LABEL, f"no true emotion for clip {cid!r} in {path}")
+        return labels
     labels = {}
     for cid in clip_ids:
         emo = emotion_from_clip_id(cid)
         if emo is None:
-            failures[cid] = (f"cannot tell the true emotion from clip id {cid!r}; name it (e.g. M003_angry_001) or "
-                             f"pass option emo-acc.labels=FILE.json")
+            failed.add(cid, NO_LABEL, f"cannot tell the true emotion from clip id {cid!r}; name it (e.g. "
+                                      f"M003_angry_001) or pass option emo-acc.labels=FILE.json")
         else:
             labels[cid] = emo
-    return labels, failures
+    return labels
 
 
 def _emotion_classifier(request: ScoreRequest) -> tuple[Any, dict, str]:
@@ -198,7 +197,12 @@ def _speakers(request: ScoreRequest, clip_ids: list[str]) -> tuple[dict[str, str
 
 def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
     """Video-level emotion accuracy of the generated videos (default classifier: Emotion-FAN, EAT's MEAD-8
-    protocol; option ``emo-acc.classifier``: ``hsemotion`` or ``own:PATH``)."""
+    protocol; option ``emo-acc.classifier``: ``hsemotion`` or ``own:PATH``).
+
+    Failure policy ``count-as-wrong``: a video whose true emotion is known but that cannot be classified (no face,
+    unreadable, too short) counts as a wrong prediction and stays in the denominator (``per_video`` 0); a video
+    without a true emotion cannot be judged and is left out (kind ``no-label``, counted in the failure rate).
+    """
     from dicetalk_bench import media
     from dicetalk_bench.metrics.emotion import score_emotion
     from dicetalk_bench.metrics.video_set import list_videos
@@ -209,39 +213,51 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
     scale = float(request.option(EMO_ACC, "crop_scale", clf.protocol.crop_scale if own else 1.2))
     size = clf.protocol.input_size if own else 224
     videos = list_videos(request.videos)
-    truth, failures = _labels(request, videos.clip_ids)
+    failed = FailureLog()
+    truth = _labels(request, videos.clip_ids, failed)
+
+    def face_crops(path: Path) -> np.ndarray:
+        video = media.read_video(path)
+        track = _track(video.frames, video.fps, request)
+        return square_face_crops(video.frames, track.boxes_xyxy, scale, size)
+
     crops: dict[str, np.ndarray] = {}
     for entry in videos:
-        if entry.clip_id not in truth:
-            continue
-        try:
-            video = media.read_video(entry.path)
-            track = _track(video.frames, video.fps, request)
-            crops[entry.clip_id] = square_face_crops(video.frames, track.boxes_xyxy, scale, size)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("emo-acc: %s failed: %s", entry.path, exc)
-            failures[entry.clip_id] = _failure(exc)
-    if not crops:
-        return [MetricResult(key=EMO_ACC, value=None, higher_is_better=True, n_videos=0, extractors=(record,),
-                             failures=failures)]
+        if entry.clip_id in truth:
+            c = attempt(failed, entry.clip_id, lambda: face_crops(entry.path), what="emo-acc")
+            if c is not None:
+                crops[entry.clip_id] = c
     protocol = {"classifier": description, "aggregation": aggregation,
                 "input": f"square face crop (crop_scale x larger box side) -> {size}, RGB",
-                "crop_scale": scale, "labels": request.option(EMO_ACC, "labels") or "parsed from clip id"}
-    if own:
-        from dicetalk_bench.metrics.emotion_train import score_speaker_normalised
+                "crop_scale": scale, "labels": request.option(EMO_ACC, "labels") or "parsed from clip id",
+                "failure_policy": COUNT_AS_WRONG}
+    predictions: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if crops:
+        if own:
+            from dicetalk_bench.metrics.emotion_train import score_speaker_normalised
 
-        speakers, source = _speakers(request, list(crops))
-        acc = score_speaker_normalised(clf, crops, {k: truth[k] for k in crops}, speakers, aggregation=aggregation)
-        protocol |= {"speaker_normalisation": "mean feature of each speaker's videos subtracted", "speakers": source,
-                     "own_protocol": clf.meta.get("input", {}), "own_test_metrics": clf.meta.get("test_metrics")}
-    else:
-        acc = score_emotion(clf, crops, {k: truth[k] for k in crops}, aggregation=aggregation)
-    failures.update(acc.failures)
-    per_video = {cid: float(acc.predictions[cid] == truth[cid]) for cid in acc.predictions}
-    return [MetricResult(key=EMO_ACC, value=acc.accuracy, higher_is_better=True, n_videos=acc.n_videos,
-                         protocol=protocol, extractors=(record,), per_video=per_video, failures=failures,
-                         extra={"per_class": dict(acc.per_class), "confusion": acc.confusion.tolist(),
-                                "predictions": dict(acc.predictions), "labels_order": list(acc.per_class)})]
+            speakers, source = _speakers(request, list(crops))
+            acc = score_speaker_normalised(clf, crops, {k: truth[k] for k in crops}, speakers,
+                                           aggregation=aggregation)
+            protocol |= {"speaker_normalisation": "mean feature of each speaker's videos subtracted",
+                         "speakers": source, "own_protocol": clf.meta.get("input", {}),
+                         "own_test_metrics": clf.meta.get("test_metrics")}
+        else:
+            acc = score_emotion(clf, crops, {k: truth[k] for k in crops}, aggregation=aggregation)
+        for cid, reason in acc.failures.items():  # the classifiers leave out only videos without face frames
+            failed.add(cid, NO_FACE, reason)
+        predictions = dict(acc.predictions)
+        extra = {"per_class": dict(acc.per_class), "confusion": acc.confusion.tolist(),
+                 "labels_order": list(acc.per_class)}
+    judged = sorted(cid for cid in truth if cid in predictions or cid in failed)
+    per_video = {cid: float(predictions.get(cid) == truth[cid]) for cid in judged}
+    value = 100.0 * sum(per_video.values()) / len(judged) if judged else None
+    extra |= {"predictions": predictions, "failure_counts": failed.counts(),
+              "n_counted_wrong": sum(1 for cid in judged if cid not in predictions)}
+    return [MetricResult(key=EMO_ACC, value=value, higher_is_better=True, n_videos=len(judged), protocol=protocol,
+                         extractors=(record,), per_video=per_video, extra=extra,
+                         **failed.result_fields(videos.clip_ids))]
 
 
 # ------------------------------------------------------------------------------------------------ paired metrics
@@ -251,30 +267,37 @@ def _paired(request: ScoreRequest, key: str, higher: bool, per_pair: Callable[[A
 
     if request.reference is None:
         raise ValueError(f"{key} is a paired metric: pass --reference DIR with the ground-truth videos")
-    pairing = pair_videos(list_videos(request.videos), list_videos(request.reference))
-    failures = {cid: f"no reference video with clip id {cid!r}" for cid in pairing.missing_reference}
+    generated = list_videos(request.videos)
+    pairing = pair_videos(generated, list_videos(request.reference))
+    failed = FailureLog()
+    for cid in pairing.missing_reference:
+        failed.add(cid, MISSING_REFERENCE, f"no reference video with clip id {cid!r}")
     per_video: dict[str, float] = {}
     n_frames = 0
     dropped, resized = {}, []
     for gen, ref in pairing.pairs:
-        try:
-            pair = read_pair(gen, ref)
-            per_video[gen.clip_id] = float(per_pair(pair))
-            n_frames += len(pair.generated)
-            if pair.dropped_generated or pair.dropped_reference:
-                dropped[gen.clip_id] = [pair.dropped_generated, pair.dropped_reference]
-            if pair.resized_reference:
-                resized.append(gen.clip_id)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("%s: %s failed: %s", key, gen.path, exc)
-            failures[gen.clip_id] = _failure(exc)
+        pair = attempt(failed, gen.clip_id, lambda: read_pair(gen, ref), what=key)
+        if pair is None:
+            continue
+        score = attempt(failed, gen.clip_id, lambda: float(per_pair(pair)), what=key)
+        if score is None:
+            continue
+        per_video[gen.clip_id] = score
+        n_frames += len(pair.generated)
+        if pair.dropped_generated or pair.dropped_reference:
+            dropped[gen.clip_id] = [pair.dropped_generated, pair.dropped_reference]
+        if pair.resized_reference:
+            resized.append(gen.clip_id)
     value = float(np.mean(list(per_video.values()))) if per_video else None
     return [MetricResult(key=key, value=value, higher_is_better=higher, n_videos=len(per_video), n_frames=n_frames,
                          protocol=dict(protocol) | {"pairing": "video_set pairing rule (docs/metrics.md)",
-                                                    "aggregation": "mean over frames, then mean over videos"},
-                         extractors=extractors, per_video=per_video, failures=failures,
+                                                    "aggregation": "mean over frames, then mean over videos",
+                                                    "failure_policy": EXCLUDE},
+                         extractors=extractors, per_video=per_video,
                          extra={"dropped_frames": dropped, "resized_reference": resized,
-                                "unmatched_reference": list(pairing.unmatched_reference)})]
+                                "unmatched_reference": list(pairing.unmatched_reference),
+                                "failure_counts": failed.counts()},
+                         **failed.result_fields(generated.clip_ids))]
 
 
 def score_psnr(request: ScoreRequest) -> list[MetricResult]:

@@ -17,7 +17,7 @@ Modes:
     ``original`` parity after a JPEG encode/decode of every frame, as the original's ``ffmpeg ... %06d.jpg`` dump does
                  (libjpeg through OpenCV; ffmpeg's mjpeg encoder differs, so this reproduces the kind of loss only).
 Aggregation over a set (``aggregate_sync``): the longest track per video (most windows), mean over videos, and the
-count of videos without a face (listed as failures, never silently dropped).
+count of videos without a face (listed as failures of kind ``no-face``, never silently dropped).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dicetalk_bench.errors import NO_FACE, TooShortError
 from dicetalk_bench.metrics.mfcc import mfcc
 
 __all__ = [
@@ -84,7 +85,7 @@ def count_windows(n_video_frames: int, n_audio_samples: int) -> int:
 
 def _check_windows(n_windows: int, n_frames: int, n_samples: int) -> None:
     if n_windows < 1:
-        raise ValueError(
+        raise TooShortError(
             f"clip too short for SyncNet: {n_frames} frames and {n_samples} audio samples give {n_windows} windows "
             f"(need min(frames, samples // 640) >= {WINDOW_FRAMES + 1}, i.e. at least 0.24 s at 25 fps)")
 
@@ -254,33 +255,40 @@ class SyncAggregate:
     sync_c: float
     sync_d: float
     n_videos: int                         # videos with a scored track
-    n_without_face: int                   # videos with no face track
+    n_without_face: int                   # videos with no face track (failure kind "no-face")
     per_video: Mapping[str, SyncScores] = field(default_factory=dict)
     failures: Mapping[str, str] = field(default_factory=dict)
+    failure_kinds: Mapping[str, str] = field(default_factory=dict)
 
 
-def aggregate_sync(tracks_per_video: Mapping[str, Sequence[SyncScores]],
-                   failures: Mapping[str, str] | None = None) -> SyncAggregate:
+def aggregate_sync(tracks_per_video: Mapping[str, Sequence[SyncScores]], failures: Mapping[str, str] | None = None,
+                   failure_kinds: Mapping[str, str] | None = None) -> SyncAggregate:
     """Longest track per video (most windows; the first on ties), mean over videos.
 
-    A video with an empty track list counts as "no face" and is listed in ``failures``; ``failures`` passed in (e.g.
-    decoding errors or NoFaceError) are kept and also counted as without a face when their reason says so.
+    A video with an empty track list is a failure of kind ``no-face``; ``failures`` (clip -> reason) and
+    ``failure_kinds`` (clip -> one of ``errors.FAILURE_KINDS``) passed in are kept. ``n_without_face`` counts the
+    failures of kind ``no-face`` (by kind, never by the wording of a reason).
     """
     failed = dict(failures or {})
+    kinds = dict(failure_kinds or {})
+    missing = sorted(set(failed) - set(kinds))
+    if missing:
+        raise ValueError(f"aggregate_sync: failures {missing[:3]} have no failure kind")
     per_video: dict[str, SyncScores] = {}
     for vid, tracks in tracks_per_video.items():
         if not tracks:
             failed.setdefault(vid, "no face track")
+            kinds.setdefault(vid, NO_FACE)
             continue
         per_video[vid] = max(tracks, key=lambda s: s.n_windows)
-    n_no_face = sum(1 for reason in failed.values() if "face" in reason.lower())
+    n_no_face = sum(1 for kind in kinds.values() if kind == NO_FACE)
     if per_video:
         sync_c = float(np.mean([s.confidence for s in per_video.values()]))
         sync_d = float(np.mean([s.min_dist for s in per_video.values()]))
     else:
         sync_c = sync_d = float("nan")
     return SyncAggregate(sync_c=sync_c, sync_d=sync_d, n_videos=len(per_video), n_without_face=n_no_face,
-                         per_video=per_video, failures=failed)
+                         per_video=per_video, failures=failed, failure_kinds=kinds)
 
 
 def score_sync_video(path, model: SyncEmbedder, *, face_track=None, mode: Mode = "fast",
@@ -289,7 +297,7 @@ def score_sync_video(path, model: SyncEmbedder, *, face_track=None, mode: Mode =
 
     ``face_track`` is the stored preprocessing ``FaceTrack`` (indexed by 25 fps frame); without it the face is tracked
     with ``preprocessing.faces.track`` on the decoded frames (``detector`` / ``face_config`` passed through).
-    Raises media errors, ``NoFaceError`` (no face) or ValueError (too short), each naming the video.
+    Raises media errors, ``NoFaceError`` (no face) or ``TooShortError`` (too short), each naming the video.
     """
     from dicetalk_bench import media
 
@@ -305,5 +313,5 @@ def score_sync_video(path, model: SyncEmbedder, *, face_track=None, mode: Mode =
                          f"{VIDEO_FPS:g} fps; the track must be indexed by 25 fps frame")
     try:
         return score_tracked_video(model, video.frames, audio, boxes, mode=mode, device=device)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+    except TooShortError as exc:
+        raise TooShortError(f"{path}: {exc}") from exc

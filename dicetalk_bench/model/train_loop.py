@@ -407,8 +407,12 @@ def train(cfg: TrainConfig, *, resume_run: bool = False, device: torch.device | 
           on_step: Callable[[Run, dict], None] | None = None) -> Run:
     """Run training to ``cfg.steps``; checkpoints every ``checkpoint_every`` steps and at the end.
 
-    With ``cfg.memory_check`` the peak memory is estimated first and the run refused (:class:`MemoryBudgetError`)
-    when the device does not have it free."""
+    The configuration's inputs are checked first (:func:`.train_checks.check_train_inputs`: nothing is built and no
+    folder created when one is missing). With ``cfg.memory_check`` the peak memory is then estimated and the run
+    refused (:class:`MemoryBudgetError`) when the device does not have it free."""
+    from .train_checks import check_train_inputs
+
+    check_train_inputs(cfg)
     if cfg.memory_check:
         check_memory(cfg, device)
     run = setup(cfg, device)

@@ -28,13 +28,19 @@ from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 
+from dicetalk_bench.errors import NO_FACE, ItemFailure
+
 log = logging.getLogger(__name__)
 
 KEYPOINT_NAMES: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear", "left_ear")
 
 
-class NoFaceError(ValueError):
-    """No face was found in a video (the message names the video)."""
+class NoFaceError(ItemFailure, ValueError):
+    """No face was found in a video (the message names the video); a per-item failure of kind ``no-face``.
+
+    Also a ValueError, as it was before the shared failure types existed."""
+
+    kind = NO_FACE
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,12 @@ class BlazeFaceDetector:
 _DETECTORS: dict[tuple[str, float], BlazeFaceDetector] = {}
 
 
+def detector_weights_key(config: FaceTrackConfig, frame_size: tuple[int, int]) -> str:
+    """Weights-registry key of the BlazeFace model ``config`` uses on frames of ``frame_size`` (W, H)."""
+    use_full = config.model == "full" or (config.model == "auto" and min(frame_size) >= config.full_range_min_side)
+    return "blazeface-full" if use_full else "blazeface-short"
+
+
 def detector_for(config: FaceTrackConfig, frame_size: tuple[int, int]) -> BlazeFaceDetector:
     """The (per-process cached) detector for ``config`` and a frame size (W, H)."""
     if config.detector_path is not None:
@@ -144,8 +156,7 @@ def detector_for(config: FaceTrackConfig, frame_size: tuple[int, int]) -> BlazeF
     else:
         from dicetalk_bench import weights
 
-        use_full = config.model == "full" or (config.model == "auto" and min(frame_size) >= config.full_range_min_side)
-        path = str(weights.resolve("blazeface-full" if use_full else "blazeface-short").path)
+        path = str(weights.resolve(detector_weights_key(config, frame_size)).path)
     key = (path, config.min_score)
     if key not in _DETECTORS:
         _DETECTORS[key] = BlazeFaceDetector(path, config.min_score)

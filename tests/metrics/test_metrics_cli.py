@@ -35,17 +35,23 @@ def folders(tmp_path_factory):
     return root, inc, i3d
 
 
-def _args(root, inc, i3d, out, *extra):
+# the small-set options of each metric (an option no requested metric reads is refused)
+_OPTIONS = {"fid": ("fid.frame_stride=3",), "kid": ("kid.subsets=5", "fid.frame_stride=3"),
+            "fvd": ("fvd.clip_length=9", "fvd.size=193")}
+
+
+def _args(root, inc, i3d, out, metrics, *extra):
+    options = dict.fromkeys(o for m in metrics.split(",") for o in _OPTIONS[m])
     return ["score", "--videos", str(root / "gen"), "--reference", str(root / "ref"), "--out", str(out),
             "--weights", f"inception-fid={inc}", "--weights", f"i3d-400={i3d}", "--allow-unverified",
-            "--cache-dir", str(root / "cache"), "--option", "kid.subsets=5", "--option", "fid.frame_stride=3", "--option", "fvd.clip_length=9",
-            "--option", "fvd.size=193", *extra]
+            "--cache-dir", str(root / "cache"), "--metrics", metrics,
+            *[a for o in options for a in ("--option", o)], *extra]
 
 
 def test_score_fid_kid_fvd_end_to_end(folders, tmp_path):
     root, inc, i3d = folders
     out = tmp_path / "res.json"
-    assert main(_args(root, inc, i3d, out, "--metrics", "fid,kid,fvd", "--force-small-set")) == 0
+    assert main(_args(root, inc, i3d, out, "fid,kid,fvd", "--force-small-set")) == 0
     res = {r.key: r for r in load_results(out)}
     assert set(res) == {"fid", "kid", "fvd"}
     fid, kid, fvd = res["fid"], res["kid"], res["fvd"]
@@ -73,7 +79,7 @@ def test_score_fid_kid_fvd_end_to_end(folders, tmp_path):
 def test_same_set_gives_zero_fid_from_cache(folders, tmp_path, caplog):
     root, inc, i3d = folders
     out = tmp_path / "same.json"
-    args = _args(root, inc, i3d, out, "--metrics", "fid", "--force-small-set")
+    args = _args(root, inc, i3d, out, "fid", "--force-small-set")
     args[2] = str(root / "ref")  # --videos = the reference folder
     with caplog.at_level("INFO"):
         assert main(args) == 0
@@ -83,21 +89,21 @@ def test_same_set_gives_zero_fid_from_cache(folders, tmp_path, caplog):
 
 
 @pytest.mark.parametrize("metric", ["fid", "kid", "fvd"])
-def test_small_set_refused_without_force(folders, tmp_path, metric):
+def test_small_set_refused_without_force(folders, tmp_path, metric, capsys):
     root, inc, i3d = folders
-    with pytest.raises(SystemExit, match="force-small-set"):
-        main(_args(root, inc, i3d, tmp_path / "x.json", "--metrics", metric))
+    assert main(_args(root, inc, i3d, tmp_path / "x.json", metric)) == 1
+    assert "force-small-set" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 
-def test_small_set_refused_after_extraction_when_headers_have_no_count(folders, tmp_path, monkeypatch):
+def test_small_set_refused_after_extraction_when_headers_have_no_count(folders, tmp_path, monkeypatch, capsys):
     # without container frame counts the guard runs on the real feature count (after extraction)
     from dicetalk_bench.metrics import fid as fid_mod
 
     root, inc, i3d = folders
     monkeypatch.setattr(fid_mod, "probed_frame_counts", lambda videos: None)
-    with pytest.raises(SystemExit, match="at least 2049 per set"):
-        main(_args(root, inc, i3d, tmp_path / "x.json", "--metrics", "fid"))
+    assert main(_args(root, inc, i3d, tmp_path / "x.json", "fid")) == 1
+    assert "at least 2049 per set" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
 
 
 def test_usage_errors(folders, tmp_path, capsys):

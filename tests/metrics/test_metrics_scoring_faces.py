@@ -80,6 +80,8 @@ def test_sync_counts_videos_without_a_face(folders, random_weights):
                        options={"faces.detector": NoFaceDetector()})
     c = compute_metrics(["sync-c"], req)[0]
     assert c.value is None and c.n_videos == 0 and c.extra["n_without_face"] == 3 and len(c.failures) == 3
+    assert set(c.failure_kinds.values()) == {"no-face"} and c.extra["failure_counts"] == {"no-face": 3}
+    assert c.clip_ids == tuple(sorted(c.failures)) and c.failure_rate == 1.0
 
 
 def test_paired_pixel_metrics(folders, random_weights):

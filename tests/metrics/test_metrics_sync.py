@@ -190,14 +190,19 @@ def _s(c, d, n):
 
 
 def test_aggregation_longest_track_mean_over_videos_and_no_face_count():
+    # counted by kind: a reason that mentions a face but is of another kind is not "without a face"
     agg = aggregate_sync({"a": [_s(1.0, 9.0, 10), _s(5.0, 7.0, 40)], "b": [_s(3.0, 8.0, 20)], "c": []},
-                         failures={"d": "NoFaceError: no face found in d.mp4", "e": "CorruptMediaError: bad"})
+                         failures={"d": "NoFaceError: no face found in d.mp4", "e": "CorruptMediaError: bad",
+                                   "f": "TooShortError: face clip too short"},
+                         failure_kinds={"d": "no-face", "e": "unreadable-video", "f": "too-short"})
     assert agg.per_video["a"].confidence == 5.0
     assert agg.sync_c == pytest.approx(4.0) and agg.sync_d == pytest.approx(7.5)
     assert agg.n_videos == 2 and agg.n_without_face == 2
-    assert set(agg.failures) == {"c", "d", "e"}
+    assert set(agg.failures) == {"c", "d", "e", "f"} and agg.failure_kinds["c"] == "no-face"
     empty = aggregate_sync({"x": []})
     assert np.isnan(empty.sync_c) and empty.n_without_face == 1
+    with pytest.raises(ValueError, match="no failure kind"):
+        aggregate_sync({}, failures={"g": "something"})
 
 
 def test_score_sync_video_from_an_encoded_file(tmp_path):

@@ -108,7 +108,7 @@ def test_bad_arguments_exit_2_with_a_message(clips, tmp_path, capsys, argv, mess
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_missing_video_folder_and_metric_failure(clips, tmp_path, capsys, caplog):
+def test_missing_video_folder_and_metric_failure(clips, tmp_path, capsys):
     with pytest.raises(SystemExit):
         evaluate.main(["--videos", str(tmp_path / "none"), "--metrics", "psnr", "--method", "m", "--dataset",
                        "mead", "--out", str(tmp_path)])
@@ -117,7 +117,9 @@ def test_missing_video_folder_and_metric_failure(clips, tmp_path, capsys, caplog
     empty.mkdir()
     rc = evaluate.main(["--videos", str(empty), "--reference", str(clips / "ref"), "--metrics", "psnr", "--method",
                         "m", "--dataset", "mead", "--out", str(tmp_path / "o"), "--no-cache"])
-    assert rc == 1 and "holds no videos" in caplog.text
+    err = capsys.readouterr().err
+    assert rc == 1 and "error: video folder" in err and "holds no videos" in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "results" / "mead" / "m.json").exists()
 
 
 def test_leaderboard_errors_name_the_folder(tmp_path, caplog):
@@ -150,7 +152,7 @@ def _processed(root: Path) -> Path:
 def _checkpoint(root: Path) -> Path:
     folder = root / "run" / "checkpoints" / "step_2"
     folder.mkdir(parents=True)
-    (folder / "state.json").write_text('{"step": 2}')
+    (folder / "state.json").write_text('{"step": 2, "model": "tiny", "records": {}}')
     (folder / "model.safetensors").write_bytes(b"not really weights")
     (folder.parent / "latest").write_text("step_2\n")  # the run's pointer (dicetalk_bench.model.checkpoint)
     return folder
@@ -163,13 +165,13 @@ def test_checkpoint_needs_processed(tmp_path, capsys):
     assert exc.value.code == 2 and "--checkpoint needs --processed" in capsys.readouterr().err
 
 
-def test_checkpoint_without_generate_api_is_refused_clearly(tmp_path, monkeypatch, caplog):
+def test_checkpoint_without_generate_api_is_refused_clearly(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(evaluate, "_load_generate", lambda: None)
     proc = _processed(tmp_path / "p")
     rc = evaluate.main(["--checkpoint", str(_checkpoint(tmp_path)), "--processed", str(proc), "--metrics", "psnr",
                         "--method", "m", "--dataset", "mead", "--out", str(tmp_path / "o")])
     assert rc == 1
-    assert "generation from checkpoints is not available in this build" in caplog.text
+    assert "generation from checkpoints is not available in this build" in capsys.readouterr().err
     assert not (tmp_path / "o" / "results").exists()
 
 
@@ -186,19 +188,19 @@ def test_model_package_provides_generate():
     assert args[:3] == ["clip_row", "checkpoint", "seed"] and {"data_root", "cfg", "device"} <= set(args)
 
 
-def test_checkpoint_errors_for_missing_manifest_and_checkpoint(tmp_path, caplog):
+def test_checkpoint_errors_for_missing_manifest_and_checkpoint(tmp_path, capsys):
     ck = _checkpoint(tmp_path)
     (tmp_path / "empty").mkdir()
     rc = evaluate.main(["--checkpoint", str(ck), "--processed", str(tmp_path / "empty"), "--metrics", "psnr",
                         "--method", "m", "--dataset", "mead", "--out", str(tmp_path / "o")])
-    assert rc == 1 and "no clips.parquet" in caplog.text
+    assert rc == 1 and "no clips.parquet" in capsys.readouterr().err
     proc = _processed(tmp_path / "p")
     rc = evaluate.main(["--checkpoint", str(tmp_path / "missing"), "--processed", str(proc), "--metrics", "psnr",
                         "--method", "m", "--dataset", "mead", "--out", str(tmp_path / "o")])
-    assert rc == 1 and "no such file" in caplog.text
+    assert rc == 1 and "no such file" in capsys.readouterr().err
     rc = evaluate.main(["--checkpoint", str(ck), "--processed", str(proc), "--metrics", "psnr", "--method", "m",
                         "--dataset", "hdtf", "--out", str(tmp_path / "o")])
-    assert rc == 1 and "no hdtf clips with split 'test'" in caplog.text
+    assert rc == 1 and "no hdtf clips with split 'test'" in capsys.readouterr().err
 
 
 def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkeypatch):
@@ -227,3 +229,52 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
     assert run.results["psnr"].n_videos == 2 and run.results["psnr"].value > 40
     prov = run.provenance["checkpoint"]
     assert prov["sha256"] == tree_sha256(ck) and prov["n_generated"] == 2 and prov["generation_failures"] == {}
+
+
+# ---------------------------------------------------------------------------------------------- set-up errors stop
+def _embedder_run(root: Path) -> Path:
+    """The files `train_embedder` leaves: a checkpoint whose state says its kind, and the exported embedder."""
+    step = root / "emb" / "checkpoints" / "step_0000003"
+    step.mkdir(parents=True)
+    (step / "state.json").write_text(json.dumps({"step": 3, "kind": "emotion-embedder", "records": {}}))
+    (step / "model.safetensors").write_bytes(b"x")
+    (step.parent / "latest").write_text(step.name)
+    (root / "emb" / "embedder.json").write_text("{}")
+    return root / "emb"
+
+
+@pytest.mark.parametrize("which", ["run", "step"])
+def test_embedder_checkpoint_is_refused_by_kind_before_generating(tmp_path, monkeypatch, capsys, which):
+    def never(*args, **kwargs):
+        raise AssertionError("generation started")
+
+    monkeypatch.setattr(evaluate, "_load_generate", lambda: never)
+    run = _embedder_run(tmp_path)
+    path = run if which == "run" else run / "checkpoints" / "step_0000003"
+    rc = evaluate.main(["--checkpoint", str(path), "--processed", str(_processed(tmp_path / "p")), "--metrics",
+                        "psnr", "--method", "m", "--dataset", "mead", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "this is an emotion-embedder" in err and "needs a generator checkpoint from `train`" in err
+    assert "Traceback" not in err and not (tmp_path / "o" / "results").exists()
+
+
+def test_missing_weights_stop_evaluate_with_no_results_file(clips, tmp_path, monkeypatch, capsys):
+    from dicetalk_bench import weights
+
+    monkeypatch.setenv("DICETALK_BENCH_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv(weights.env_var_for("lpips-alex"), raising=False)
+    rc = evaluate.main(["--videos", str(clips / "close"), "--reference", str(clips / "ref"), "--metrics",
+                        "psnr,lpips", "--method", "m", "--dataset", "mead", "--out", str(tmp_path / "o"),
+                        "--no-cache", "--leaderboard"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "weights 'lpips-alex'" in err and "python -m dicetalk_bench.weights fetch lpips-alex" in err
+    assert not (tmp_path / "o" / "results").exists() and not (tmp_path / "o" / "leaderboard").exists()
+
+
+def test_evaluate_refuses_an_option_no_metric_reads(clips, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(["--videos", str(clips / "close"), "--reference", str(clips / "ref"), "--metrics", "ssim",
+                       "--method", "m", "--dataset", "mead", "--out", str(tmp_path / "o"),
+                       "--option", "ssim.mod=gaussian"])
+    assert exc.value.code == 2 and "Did you mean ssim.mode?" in capsys.readouterr().err
