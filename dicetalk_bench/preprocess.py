@@ -4,8 +4,10 @@
         [--speakers M003 ...] [--workers N | --scheduler tcp://HOST:8786] [--whisper DIR | random:SEED]
         [--config preprocess.yaml] [--set crop.size=256 ...] [--dry-run]
 
-Without ``--root`` the built-in demo data is built (once) under ``OUT/_demo_raw`` and used.
-See docs/preprocessing.md.
+Every pretrained file the run needs (BlazeFace, Whisper-tiny, FAN with ``--set fan=true``) is resolved from the
+weights registry before any worker starts; a missing one stops the run with the fetch or download instructions.
+``--whisper random:SEED`` (an uncalibrated random encoder, for smoke runs and the demo) is used only when asked,
+and then recorded in every output. See docs/preprocessing.md.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pathlib import Path
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dicetalk_bench.preprocess", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=("mead", "hdtf"), required=True)
-    p.add_argument("--root", type=Path, help="raw dataset folder (MEAD: folder of actors; HDTF: videos + annotation "
-                   "files); default: build the demo data under OUT/_demo_raw")
+    p.add_argument("--root", type=Path, required=True, help="raw dataset folder (MEAD: folder of actors; HDTF: "
+                   "videos + annotation files); for the built-in demo, build it first with "
+                   "python -m dicetalk_bench.demo_data --out DIR and pass DIR/mead or DIR/hdtf")
     p.add_argument("--out", type=Path, required=True, help="output folder (resumable: rerun to continue)")
     p.add_argument("--views", nargs="+", help="MEAD views to process (default: all 7)")
     p.add_argument("--speakers", nargs="+", help="speaker ids to process (MEAD M003 ...; HDTF WDA_BarackObama ...)")
@@ -29,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "serially in this process (default 2)")
     g.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786) instead of a local cluster")
     p.add_argument("--whisper", help="whisper-tiny transformers folder, or random:SEED for an uncalibrated random "
-                   "encoder (default: the config's audio.whisper, random:0)")
+                   "encoder (smoke runs only; recorded in every output). Default: the config's audio.whisper, else "
+                   "the registry's whisper-tiny ($DICETALK_BENCH_WEIGHTS_DIR/whisper-tiny); missing -> stop")
     p.add_argument("--allow-unverified", action="store_true", help="accept weights whose sha256 is not pinned")
     p.add_argument("--config", type=Path, help="YAML file with PreprocessConfig fields")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -61,14 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     root = args.root
-    if root is None:
-        demo = args.out / "_demo_raw"
-        if not (demo / "demo_manifest.json").is_file():
-            from dicetalk_bench.demo_data import build_demo
-
-            log.info("no --root: building the demo data in %s", demo)
-            build_demo(demo, size="test", datasets=(args.dataset,))
-        root = demo / args.dataset
+    if not root.is_dir():
+        print(f"error: --root {root} is not a folder (the raw {args.dataset.upper()} download; for the built-in "
+              f"demo run python -m dicetalk_bench.demo_data --out DIR first and pass DIR/{args.dataset})",
+              file=sys.stderr)
+        return 2
 
     try:
         if args.dataset == "mead":
@@ -89,8 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no clips found under {root} for speakers={args.speakers} views={args.views}", file=sys.stderr)
         return 2
 
+    try:  # every weights file, before anything is written or any worker starts
+        pipeline.validate_config(cfg)
+        records = pipeline.preflight_weights(cfg, allow_unverified=args.allow_unverified)
+    except pipeline.PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
     if args.dry_run:
-        p = pipeline.plan(clips, args.out, cfg, allow_unverified=args.allow_unverified)
+        p = pipeline.plan(clips, args.out, cfg, allow_unverified=args.allow_unverified,
+                          whisper_record=records["whisper"])
         todo = {t.task_id + ("" if isinstance(t, pipeline.VideoTask) else " [audio]") for t in p.todo}
         for t in [*p.audio_tasks, *p.video_tasks]:
             label = t.task_id + ("" if isinstance(t, pipeline.VideoTask) else " [audio]")
@@ -102,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = pipeline.run(clips, root, args.out, cfg, workers=args.workers, scheduler=args.scheduler,
                                progress=not args.no_progress, performance_report=args.performance_report,
-                               allow_unverified=args.allow_unverified)
+                               allow_unverified=args.allow_unverified, weights_records=records)
     except pipeline.PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ of the right architecture for tests. The same module is the CLI::
 
 Resolution order (the first level that is set decides; a missing file there is an error, not a fall-through):
 
-1. an explicit ``path`` argument (a CLI flag such as ``--syncnet-weights``);
+1. an explicit ``path`` argument (a CLI option such as ``--weights syncnet=PATH``);
 2. the environment variable ``DICETALK_BENCH_<KEY>_WEIGHTS`` (key upper-cased, ``-`` -> ``_``);
 3. ``$DICETALK_BENCH_WEIGHTS_DIR/<filename>`` (default ``~/.cache/dicetalk_bench/weights``);
 4. ``$TORCH_HOME/hub/checkpoints/<filename>``, only for files third-party code loads through the torch.hub cache.
@@ -244,16 +244,6 @@ _ENTRIES: tuple[WeightsEntry, ...] = (
         random_builder="dicetalk_bench.metrics.syncnet:write_random_weights",
         download_url=_VGG_LIPSYNC + "syncnet_v2.model",
         sha256_source="prefix/suffix 961e8696...5442 in syncnet-python 0.2.3 METADATA; full hash from public projects",
-    ),
-    WeightsEntry(
-        key="sfd-face", filename="sfd_face.pth", kind="file",
-        sha256="d54a87c2b7543b64729c9a25eafd188da15fd3f6e02f0ecec76ae1b30d86c491", size_bytes=89_844_381,
-        licence="research use, Creative Commons Attribution (VGG lipsync page)",
-        source_url="https://www.robots.ox.ac.uk/~vgg/software/lipsync/",
-        component="dicetalk_bench.metrics.s3fd (syncnet_python S3FD face detector)",
-        random_builder="dicetalk_bench.metrics.s3fd:write_random_weights",
-        download_url=_VGG_LIPSYNC + "sfd_face.pth",
-        sha256_source="prefix/suffix d54a87c2...c491 in syncnet-python 0.2.3 METADATA; full hash from a public project",
     ),
     WeightsEntry(
         key="fan-2d", filename="2DFAN4-11f355bf06.pth.tar", kind="file",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -23,6 +22,7 @@ from dicetalk_bench.demo_data import emotions, identities, sources, speech
 from dicetalk_bench.demo_data.build import MANIFEST_NAME, build_demo, demo_spec
 from dicetalk_bench.demo_data.hdtf import crop_square, mmss
 from dicetalk_bench.fileutil import sha256_file
+from optional_resources import require_executable
 
 EMOTIONS = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 VIEWS = ("front", "down", "top", "left_30", "left_60", "right_30", "right_60")
@@ -501,10 +501,12 @@ def test_emotions_change_pitch_tempo_and_energy_of_real_speech() -> None:
     assert rms["sad"] < rms["neutral"] < rms["angry"]
 
 
+ESPEAK_HINT = "apt-get install espeak-ng; only demo_data --tts espeak uses it"
+
+
 def test_espeak_speech_is_real_speech() -> None:
-    """CI installs espeak-ng (.ci/run); without it this fails with the install hint instead of skipping."""
-    if shutil.which("espeak-ng") is None:
-        pytest.fail("espeak-ng is not installed (apt-get install espeak-ng); .ci/run installs it")
+    """Skipped without espeak-ng, except in CI (.ci/run installs it and makes a skip a failure)."""
+    require_executable("espeak-ng", ESPEAK_HINT)
     x = speech.espeak_speech("The quick brown fox jumps over the lazy dog.")
     assert x.dtype == np.float32 and x.ndim == 1
     duration_s = x.size / speech.SPEECH_RATE
@@ -521,8 +523,7 @@ def test_espeak_speech_is_real_speech() -> None:
 
 
 def test_espeak_demo_records_engine_in_manifest(tmp_path: Path) -> None:
-    if shutil.which("espeak-ng") is None:
-        pytest.fail("espeak-ng is not installed (apt-get install espeak-ng); .ci/run installs it")
+    require_executable("espeak-ng", ESPEAK_HINT)
     root = build_demo(tmp_path / "tts", size="test", seed=3, tts="espeak", datasets=("hdtf",))
     man = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
     assert man["tts"] == "espeak"

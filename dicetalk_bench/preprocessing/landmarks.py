@@ -105,14 +105,3 @@ class FanLandmarker:
     @property
     def calibrated(self) -> bool:
         return all(r["calibrated"] for r in self.records)
-
-
-def try_fan(**kwargs: Any) -> FanLandmarker | None:
-    """A :class:`FanLandmarker` when its weights resolve, else None (logged); landmarks are optional."""
-    from dicetalk_bench.weights import WeightsError
-
-    try:
-        return FanLandmarker(**kwargs)
-    except WeightsError as exc:
-        log.info("FAN landmarks skipped: %s", exc)
-        return None

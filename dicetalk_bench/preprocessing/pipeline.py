@@ -54,7 +54,7 @@ class FaceCoverageError(ValueError):
 class PreprocessConfig:
     """Everything that changes the outputs. ``min_face_coverage``: fraction of detection frames that must
     contain the tracked face; ``crf`` / ``preset``: libx264 settings of the output clips; ``fan``: add FAN
-    68-point landmarks when their weights resolve; ``write_ipc``: build ``features.arrow`` after the run;
+    68-point landmarks (their weights, ``fan-2d`` and ``s3fd``, are then required up front); ``write_ipc``: build ``features.arrow`` after the run;
     ``retain_freed_memory``: keep freed frame memory in each process for the next clip
     (:mod:`dicetalk_bench.allocator`; speed only, not hashed, like ``frame_buffer_mb``)."""
 
@@ -112,7 +112,7 @@ class AudioTask:
     out: Path
     config: PreprocessConfig
     config_hash: str
-    whisper_spec: str
+    whisper_spec: str | None  # None: the registry's whisper-tiny
     allow_unverified: bool = False
 
     @property
@@ -306,9 +306,9 @@ def _process_video(task: VideoTask) -> dict[str, Any]:
 
     fan = None
     if cfg.fan:
-        from .landmarks import try_fan
+        from .landmarks import FanLandmarker
 
-        fan = try_fan(allow_unverified=task.allow_unverified)
+        fan = FanLandmarker(allow_unverified=task.allow_unverified)  # weights checked by preflight_weights
     lmk68 = np.full((n_frames, 68, 2), np.nan, np.float32) if fan is not None else None
 
     paths = video_outputs(out, clip.clip_id)
@@ -455,11 +455,16 @@ def _is_done(out: Path, kind: str, task_id: str, chash: str, outputs: Sequence[P
     return bool(rec) and rec.get("status") == "ok" and rec.get("config_hash") == chash and all(p.is_file() for p in outputs)
 
 
-def plan(clips: Sequence[ClipSource], out: Path, cfg: PreprocessConfig, *, allow_unverified: bool = False) -> Plan:
-    """Build tasks for ``clips`` and decide which are done (record ok, same config hash, outputs present)."""
-    from .whisper import whisper_record
+def plan(clips: Sequence[ClipSource], out: Path, cfg: PreprocessConfig, *, allow_unverified: bool = False,
+         whisper_record: dict[str, Any] | None = None) -> Plan:
+    """Build tasks for ``clips`` and decide which are done (record ok, same config hash, outputs present).
 
-    wrec = whisper_record(cfg.audio.whisper, allow_unverified=allow_unverified)
+    ``whisper_record``: the record :func:`preflight_weights` returned (resolved here when not given)."""
+    if whisper_record is None:
+        from .whisper import whisper_record as _record
+
+        whisper_record = _record(cfg.audio.whisper, allow_unverified=allow_unverified)
+    wrec = whisper_record
     vh, ah = video_config_hash(cfg), audio_config_hash(cfg, wrec["sha256"])
     vtasks = tuple(VideoTask(c, out, cfg, vh, allow_unverified) for c in clips)
     seen: dict[str, AudioTask] = {}
@@ -519,6 +524,59 @@ def validate_config(cfg: PreprocessConfig) -> None:
     if not (cfg.frame_buffer_mb >= 0 and math.isfinite(cfg.frame_buffer_mb)):
         raise PipelineError(f"frame_buffer_mb={cfg.frame_buffer_mb}: expected a finite number of MiB >= 0 "
                             "(0 = always decode twice)")
+
+
+def detector_keys(faces: FaceTrackConfig) -> tuple[str, ...]:
+    """The BlazeFace registry keys a run with ``faces`` may load (``auto`` picks per frame size: both)."""
+    if faces.detector_path is not None:
+        return ()
+    return {"short": ("blazeface-short",), "full": ("blazeface-full",)}.get(faces.model,
+                                                                           ("blazeface-short", "blazeface-full"))
+
+
+def preflight_weights(cfg: PreprocessConfig, *, allow_unverified: bool = False) -> dict[str, dict[str, Any]]:
+    """Resolve every pretrained file the run needs, before anything is written or any worker starts.
+
+    Checks the BlazeFace models (:func:`detector_keys`, or ``faces.detector_path``), the Whisper encoder
+    (``audio.whisper``: the registry's whisper-tiny by default) and, with ``fan``, the FAN and S3FD files. Returns
+    ``{key: record}`` (``record()`` of each resolved file; the Whisper one under ``"whisper"``). Raises
+    :class:`PipelineError` naming every missing or refused file and how to get it, so a run without weights stops
+    once, at the start, instead of failing clip by clip. A ``random:SEED`` Whisper is logged as a warning: its
+    features are useless for real training and every output records it.
+    """
+    from dicetalk_bench import weights
+
+    from .whisper import describe_spec, random_seed_of, whisper_record
+
+    records: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    if cfg.faces.detector_path is not None and not Path(cfg.faces.detector_path).is_file():
+        problems.append(f"faces.detector_path={cfg.faces.detector_path}: no such file (a BlazeFace .tflite model); "
+                        f"fix the path, or drop the setting to use the registry's blazeface files")
+    keys = list(detector_keys(cfg.faces)) + (["fan-2d", "s3fd"] if cfg.fan else [])
+    for key in keys:
+        try:
+            records[key] = weights.resolve(key, allow_unverified=allow_unverified).record()
+        except weights.WeightsError as exc:
+            problems.append(str(exc))
+    try:
+        random_seed_of(cfg.audio.whisper)
+        records["whisper"] = whisper_record(cfg.audio.whisper, allow_unverified=allow_unverified)
+    except ValueError as exc:  # random:<not an int>
+        problems.append(str(exc))
+    except weights.WeightsError as exc:
+        hint = ("" if cfg.audio.whisper is not None else
+                "\nOr pass --whisper DIR (a whisper-tiny transformers folder). Only for smoke runs without real "
+                "weights: --whisper random:SEED (an uncalibrated random encoder; every output records it).")
+        problems.append(f"{exc}{hint}")
+    if problems:
+        raise PipelineError(f"{len(problems)} weights problem(s); nothing was processed or written:\n- "
+                            + "\n- ".join(problems))
+    if random_seed_of(cfg.audio.whisper) is not None:
+        log.warning("audio features use a %s: fine for smoke tests and the demo, useless for real training; "
+                    "clips.parquet, features.arrow, each audio Parquet file and preprocess_config.yaml record it",
+                    describe_spec(cfg.audio.whisper))
+    return records
 
 
 def check_performance_report_deps() -> None:
@@ -662,9 +720,11 @@ def build_outputs(clips: Sequence[ClipSource], root: Path, out: Path, p: Plan, c
             row["status"] = "failed"
             row["failure_reason"] = "; ".join(f"{r['kind']}: {r['reason']}" for r in (vrec, arec) if r["status"] == "failed")
         rows.append(row)
+    provenance = {"dicetalk_bench": json.dumps({"whisper": p.whisper_record, "version": PREPROCESSING_VERSION},
+                                               sort_keys=True)}
     manifest = out / "clips.parquet"
     with atomic_path(manifest) as tmp:
-        pq.write_table(manifest_table(rows), tmp, compression="zstd")
+        pq.write_table(manifest_table(rows).replace_schema_metadata(provenance), tmp, compression="zstd")
     fail_path = out / "failures.parquet"
     with atomic_path(fail_path) as tmp:
         pq.write_table(failures_table(failures), tmp, compression="zstd")
@@ -672,14 +732,17 @@ def build_outputs(clips: Sequence[ClipSource], root: Path, out: Path, p: Plan, c
     if cfg.write_ipc:
         tables = {aid: pq.read_table(out / rec["audio_features"]) for aid, rec in sorted(audio_recs.items())
                   if rec and rec["status"] == "ok"}
-        ipc = af.write_ipc(tables, out / "features.arrow")
+        ipc = af.write_ipc(tables, out / "features.arrow", metadata={"whisper": p.whisper_record})
     return manifest, fail_path, ipc
 
 
 def run(clips: Sequence[ClipSource], root: Path, out: Path, cfg: PreprocessConfig, *, workers: int = 2,
         scheduler: str | None = None, progress: bool = True, performance_report: Path | None = None,
-        allow_unverified: bool = False) -> RunSummary:
-    """Preprocess ``clips`` into ``out`` (resumable); see the module docstring."""
+        allow_unverified: bool = False, weights_records: dict[str, dict[str, Any]] | None = None) -> RunSummary:
+    """Preprocess ``clips`` into ``out`` (resumable); see the module docstring.
+
+    ``weights_records``: what :func:`preflight_weights` returned when the caller ran it already; otherwise it
+    runs here, before the output folder is touched."""
     from dicetalk_bench.config import save_config
 
     t0 = time.perf_counter()
@@ -687,12 +750,13 @@ def run(clips: Sequence[ClipSource], root: Path, out: Path, cfg: PreprocessConfi
     if performance_report is not None:
         check_performance_report_deps()
     validate_config(cfg)
+    records = weights_records or preflight_weights(cfg, allow_unverified=allow_unverified)
     check_writable(out)
     removed = sweep_temporaries(out)
     if removed:
         log.info("removed %d temporary files left by an interrupted run", len(removed))
     save_config(cfg, out, name="preprocess_config.yaml")
-    p = plan(clips, out, cfg, allow_unverified=allow_unverified)
+    p = plan(clips, out, cfg, allow_unverified=allow_unverified, whisper_record=records["whisper"])
     log.info("%d tasks (%d video, %d audio), %d to do", len(p.video_tasks) + len(p.audio_tasks), len(p.video_tasks),
              len(p.audio_tasks), len(p.todo))
     results = execute(p.todo, workers=workers, scheduler=scheduler, progress=progress,

@@ -1,10 +1,14 @@
 """Whisper-tiny encoder for audio features: load a transformers folder, or build a random one of the same shape.
 
-``--whisper DIR`` loads an ``openai/whisper-tiny`` transformers folder (``config.json`` + ``model.safetensors``)
-through :func:`dicetalk_bench.weights.resolve`; only the encoder tensors are read. ``--whisper random:SEED``
-writes a randomly initialised folder of the same format with :func:`write_random_whisper_tiny` (into a cache
-folder) and loads it through the same code; its features are marked uncalibrated. Every feature file stores
-:attr:`WhisperEncoderHandle.record` (key, file, sha256, calibrated).
+By default (spec ``None``) the ``whisper-tiny`` entry of the weights registry is resolved
+(:func:`dicetalk_bench.weights.resolve`: ``$DICETALK_BENCH_WHISPER_TINY_WEIGHTS`` or
+``$DICETALK_BENCH_WEIGHTS_DIR/whisper-tiny``); when it is absent the error names the download command and the
+folder to put it in. ``--whisper DIR`` loads an ``openai/whisper-tiny`` transformers folder (``config.json`` +
+``model.safetensors``) through the same resolver; only the encoder tensors are read. ``--whisper random:SEED``,
+and only that, writes a randomly initialised folder of the same format with :func:`write_random_whisper_tiny`
+(into a cache folder) and loads it through the same code; its record says ``calibrated: False`` and
+``random_seed: SEED``. Every feature file stores :attr:`WhisperEncoderHandle.record` (key, file, sha256,
+calibrated).
 
 :func:`encoder_hidden_states` is the encoder forward used for the features: the same computation as
 ``WhisperEncoder(mel, output_hidden_states=True)`` (checked against it in the tests), except that the last
@@ -163,42 +167,51 @@ def encoder_hidden_states(encoder: Any, mel: Any, keep: int) -> Any:
     return torch.stack(states, dim=2)
 
 
-_CACHE: dict[tuple[str, bool], WhisperEncoderHandle] = {}
+def random_seed_of(spec: str | None) -> int | None:
+    """The seed of a ``random:SEED`` spec, None for a folder path or the registry default (``None``).
+
+    Raises ValueError for ``random:`` followed by anything but an integer."""
+    if spec is None or not spec.startswith("random:"):
+        return None
+    try:
+        return int(spec.split(":", 1)[1])
+    except ValueError:
+        raise ValueError(f"--whisper {spec!r}: expected random:SEED with an integer seed") from None
 
 
-def load_whisper(spec: str, *, allow_unverified: bool = False) -> WhisperEncoderHandle:
-    """``spec`` is a folder path or ``random:SEED``; cached per process (Dask workers load it once)."""
+def describe_spec(spec: str | None) -> str:
+    """How ``spec`` is shown to a user: the registry default, a folder, or a random encoder."""
+    if spec is None:
+        return "whisper-tiny from the weights registry"
+    return f"random whisper-tiny encoder ({spec}, uncalibrated)" if spec.startswith("random:") else f"whisper-tiny folder {spec}"
+
+
+def _resolve(spec: str | None, allow_unverified: bool) -> tuple[Path, dict[str, Any]]:
+    from dicetalk_bench import weights
+
+    seed = random_seed_of(spec)
+    if seed is not None:
+        resolved = weights.resolve("whisper-tiny", ensure_random_whisper_tiny(seed), allow_unverified=True)
+        return resolved.path, resolved.record() | {"file": spec, "calibrated": False, "random_seed": seed}
+    resolved = weights.resolve("whisper-tiny", spec, allow_unverified=allow_unverified)
+    return resolved.path, resolved.record()
+
+
+_CACHE: dict[tuple[str | None, bool], WhisperEncoderHandle] = {}
+
+
+def load_whisper(spec: str | None, *, allow_unverified: bool = False) -> WhisperEncoderHandle:
+    """``spec``: None (the registry's whisper-tiny), a folder path, or ``random:SEED``; cached per process (Dask
+    workers load it once). Raises :class:`dicetalk_bench.weights.WeightsError` when the weights are absent."""
     key = (spec, allow_unverified)
     if key in _CACHE:
         return _CACHE[key]
-    from dicetalk_bench import weights
-
-    if spec.startswith("random:"):
-        try:
-            seed = int(spec.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(f"--whisper {spec!r}: expected random:SEED with an integer seed") from None
-        folder = ensure_random_whisper_tiny(seed)
-        resolved = weights.resolve("whisper-tiny", folder, allow_unverified=True)
-        record = resolved.record() | {"file": spec, "calibrated": False}
-    else:
-        resolved = weights.resolve("whisper-tiny", spec, allow_unverified=allow_unverified)
-        folder = resolved.path
-        record = resolved.record()
+    folder, record = _resolve(spec, allow_unverified)
     handle = WhisperEncoderHandle(load_encoder_from_folder(folder), record)
     _CACHE[key] = handle
     return handle
 
 
-def whisper_record(spec: str, *, allow_unverified: bool = False) -> dict[str, Any]:
+def whisper_record(spec: str | None, *, allow_unverified: bool = False) -> dict[str, Any]:
     """What :func:`load_whisper` would record for ``spec``, without building the encoder (hash only)."""
-    from dicetalk_bench import weights
-
-    if spec.startswith("random:"):
-        try:
-            seed = int(spec.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(f"--whisper {spec!r}: expected random:SEED with an integer seed") from None
-        resolved = weights.resolve("whisper-tiny", ensure_random_whisper_tiny(seed), allow_unverified=True)
-        return resolved.record() | {"file": spec, "calibrated": False}
-    return weights.resolve("whisper-tiny", spec, allow_unverified=allow_unverified).record()
+    return _resolve(spec, allow_unverified)[1]

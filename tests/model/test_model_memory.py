@@ -53,7 +53,7 @@ def measured(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def estimates(measured) -> list[MemoryEstimate]:
-    return [estimate_training_memory(TrainConfig(**c), measured["svd_dir"], device_type="cpu") for c in CONFIGS]
+    return [estimate_training_memory(TrainConfig(model="tiny", **c), measured["svd_dir"], device_type="cpu") for c in CONFIGS]
 
 
 @pytest.mark.parametrize("index", range(len(CONFIGS)))
@@ -67,8 +67,8 @@ def test_estimate_within_25_percent_of_measured_peak(measured, estimates, index:
 
 def test_estimate_follows_the_settings(measured, estimates) -> None:
     small, ckpt = estimates[1], estimates[2]
-    frozen = estimate_training_memory(TrainConfig(**CONFIGS[1], train_unet=False), measured["svd_dir"])
-    two = estimate_training_memory(TrainConfig(**CONFIGS[1]), measured["svd_dir"], world=2)
+    frozen = estimate_training_memory(TrainConfig(model="tiny", **CONFIGS[1], train_unet=False), measured["svd_dir"])
+    two = estimate_training_memory(TrainConfig(model="tiny", **CONFIGS[1]), measured["svd_dir"], world=2)
     assert ckpt.activations < 0.8 * small.activations and ckpt.weights == small.weights
     assert frozen.states < small.states and frozen.weights == small.weights
     assert two.per_process_batch == 1 and two.activations < small.activations  # half the batch per process
@@ -97,7 +97,7 @@ def test_train_refuses_before_writing_anything(preprocessed, priors_dir, svd_dir
 
     monkeypatch.setattr(cost, "free_device_memory", lambda device: 2**20)  # a device with 1 MiB free
     out = tmp_path / "run"
-    argv = [f"data_root={preprocessed}", f"priors_dir={priors_dir}", f"svd={svd_dir}", f"out_dir={out}",
+    argv = ["model=tiny", f"data_root={preprocessed}", f"priors_dir={priors_dir}", f"svd={svd_dir}", f"out_dir={out}",
             "steps=1", "num_frames=4", "resolution=32", "allow_unverified=true"]
     assert main(["--device", "cpu", *argv]) == 1
     assert not (out / "checkpoints").exists() and not (out / "train_config.yaml").exists()
@@ -106,7 +106,8 @@ def test_train_refuses_before_writing_anything(preprocessed, priors_dir, svd_dir
 def test_estimate_memory_cli(preprocessed, priors_dir, svd_dir, tmp_path, capsys) -> None:
     from dicetalk_bench.train import main
 
-    argv = [f"data_root={preprocessed}", f"priors_dir={priors_dir}", f"svd={svd_dir}", f"out_dir={tmp_path / 'r'}",
+    argv = ["model=tiny", f"data_root={preprocessed}", f"priors_dir={priors_dir}", f"svd={svd_dir}",
+            f"out_dir={tmp_path / 'r'}",
             "num_frames=4", "resolution=32", "allow_unverified=true"]
     assert main(["--estimate-memory", "--device", "cpu", *argv]) == 0
     assert "estimated peak" in capsys.readouterr().out

@@ -18,8 +18,27 @@ from dicetalk_bench.model.network import DiceTalkNetwork
 from dicetalk_bench.model.priors import (PRIOR_EMOTIONS, PriorFormatError, load_prior, load_prior_dict,
                                          load_priors, save_prior, save_priors)
 
-REPO = Path(__file__).resolve().parents[2]
-OFFICIAL_PRIORS = REPO.parent / "shared" / "reference" / "official_priors"
+from optional_resources import require_official_priors
+
+
+def write_release_format_priors(folder: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """Eight priors written the way the release wrote them, independently of save_prior: ``np.save`` of a 0-d object
+    array holding ``{'mu': (1, 256) float32}``, one ``<emotion>.npy`` per MEAD emotion. Returns the arrays."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    mus = {}
+    for name in PRIOR_EMOTIONS:
+        mus[name] = (0.86 * rng.standard_normal((1, 256))).astype(np.float32)
+        holder = np.empty((), dtype=object)
+        holder[()] = {"mu": mus[name]}
+        np.save(folder / f"{name}.npy", holder, allow_pickle=True)
+    return mus
+
+
+@pytest.fixture()
+def release_priors(tmp_path) -> tuple[Path, dict[str, np.ndarray]]:
+    folder = tmp_path / "emo"
+    return folder, write_release_format_priors(folder)
 
 
 @pytest.fixture(scope="module")
@@ -86,28 +105,41 @@ def test_emo_model_without_classifier_loads(random_release, tmp_path):
 # ---------------------------------------------------------------------------------------------- emotion priors
 
 
+def test_release_format_priors_load(release_priors):
+    folder, mus = release_priors
+    priors = load_priors(folder)
+    assert list(priors) == list(PRIOR_EMOTIONS)
+    for name, mu in priors.items():
+        assert mu.shape == (1, 256) and mu.dtype == np.float32
+        np.testing.assert_array_equal(mu, mus[name])
+    # the safe loader agrees with numpy's own unpickling of the same file
+    np.testing.assert_array_equal(priors["happy"], np.load(folder / "happy.npy", allow_pickle=True).item()["mu"])
+
+
 def test_eight_released_priors_load():
-    priors = load_priors(OFFICIAL_PRIORS)
+    """The real release files (CC BY-NC-SA, not in this repository): skipped when absent, run in CI."""
+    official = require_official_priors()
+    priors = load_priors(official)
     assert list(priors) == list(PRIOR_EMOTIONS)
     for name, mu in priors.items():
         assert mu.shape == (1, 256) and mu.dtype == np.float32 and np.isfinite(mu).all()
     happy = priors["happy"]
-    assert abs(float(happy.mean())) < 0.2 and 0.6 < float(happy.std()) < 1.1  # model.md: mean ~0, std ~0.86
+    assert abs(float(happy.mean())) < 0.2 and 0.6 < float(happy.std()) < 1.1  # mean ~0, std ~0.86
     # the safe loader agrees with numpy's own (trusted here: these are the known release files)
-    ref = np.load(OFFICIAL_PRIORS / "happy.npy", allow_pickle=True).item()["mu"]
+    ref = np.load(official / "happy.npy", allow_pickle=True).item()["mu"]
     np.testing.assert_array_equal(happy, ref)
     assert len({m.tobytes() for m in priors.values()}) == 8
 
 
-def test_saved_prior_has_release_structure_and_round_trips(tmp_path):
+def test_saved_prior_has_release_structure_and_round_trips(tmp_path, release_priors):
     mu = np.random.default_rng(0).standard_normal((1, 256)).astype(np.float32)
     path = save_prior(tmp_path / "custom.npy", mu)
     np.testing.assert_array_equal(load_prior(path), mu)
     raw = np.load(path, allow_pickle=True)  # our own file: same layout as the release (0-d object array)
     assert raw.shape == () and raw.dtype == object and set(raw.item()) == {"mu"}
-    released = np.load(OFFICIAL_PRIORS / "sad.npy", allow_pickle=True)
+    released = np.load(release_priors[0] / "sad.npy", allow_pickle=True)
     assert raw.dtype == released.dtype and raw.shape == released.shape
-    folder = save_priors(tmp_path / "emo", {n: mu + i for i, n in enumerate(PRIOR_EMOTIONS)})
+    folder = save_priors(tmp_path / "saved", {n: mu + i for i, n in enumerate(PRIOR_EMOTIONS)})
     loaded = load_priors(folder)
     np.testing.assert_array_equal(loaded["fear"], mu + 3)
 

@@ -44,9 +44,10 @@ def write_clip(path, frames, fps=25.0, audio=None, rate=16000):
 
 
 def fast_config(**changes):
-    """A PreprocessConfig for tests: 64 px crops, x264 ultrafast, short-range BlazeFace, stride 3."""
+    """A PreprocessConfig for tests: 64 px crops, x264 ultrafast, short-range BlazeFace, stride 3, the random
+    whisper-tiny of seed 0 (no real Whisper weights in tests)."""
     from dicetalk_bench.preprocessing.pipeline import PreprocessConfig, with_overrides
 
     base = with_overrides(PreprocessConfig(), crop=dict(size=64), faces=dict(stride=3, model="short"),
-                          preset="ultrafast")
+                          preset="ultrafast", audio=dict(whisper="random:0"))
     return with_overrides(base, **changes) if changes else base

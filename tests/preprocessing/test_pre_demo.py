@@ -1,4 +1,4 @@
-"""The CLI without --root builds the demo data and produces centred face clips (detector re-run on outputs)."""
+"""The CLI on the built-in HDTF demo produces centred face clips (detector re-run on outputs)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from dicetalk_bench import media
+from dicetalk_bench.demo_data import build_demo
 from dicetalk_bench.preprocess import main
 from dicetalk_bench.preprocessing.faces import FaceTrackConfig, track
 
 
 def test_demo_hdtf_end_to_end(tmp_path: Path, whisper_random: Path) -> None:
     out = tmp_path / "out"
-    rc = main(["--dataset", "hdtf", "--out", str(out), "--workers", "0", "--speakers", "RD_Radio2",
+    build_demo(tmp_path / "raw", size="test", datasets=("hdtf",))
+    rc = main(["--dataset", "hdtf", "--root", str(tmp_path / "raw" / "hdtf"), "--out", str(out), "--workers", "0",
+               "--speakers", "RD_Radio2",
                "--set", "crop.size=128", "--set", "preset=ultrafast", "--whisper", "random:0", "--no-progress"])
     assert rc == 0
-    assert (out / "_demo_raw/demo_manifest.json").is_file()
     rows = pq.read_table(out / "clips.parquet").to_pylist()
     assert [r["clip_id"] for r in rows] == ["hdtf/RD_Radio2_0", "hdtf/RD_Radio2_1"]
     assert all(r["status"] == "ok" and r["split"] == "test" for r in rows)  # RD_Radio2 is on the held-out list

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dicetalk_bench.preprocessing.landmarks import try_fan, write_random_fan, write_random_s3fd
+from dicetalk_bench.preprocessing.landmarks import FanLandmarker, write_random_fan, write_random_s3fd
 
 
 def test_random_fan_and_s3fd_load_into_face_alignment_modules(tmp_path: Path) -> None:
@@ -25,11 +25,14 @@ def test_random_fan_and_s3fd_load_into_face_alignment_modules(tmp_path: Path) ->
     assert all(torch.equal(v, fan.state_dict()[k]) for k, v in ref.items())
 
 
-def test_fan_is_optional_when_weights_are_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fan_without_weights_names_the_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dicetalk_bench.weights import WeightsNotFoundError
+
     monkeypatch.setenv("DICETALK_BENCH_WEIGHTS_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     monkeypatch.delenv("DICETALK_BENCH_FAN_2D_WEIGHTS", raising=False)
-    assert try_fan() is None
+    with pytest.raises(WeightsNotFoundError, match="python -m dicetalk_bench.weights fetch fan-2d"):
+        FanLandmarker()
 
 
 def test_batched_fan_matches_face_alignment_per_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,9 +88,8 @@ def test_pipeline_writes_fan_landmarks_per_frame(mini_mead, whisper_random, tmp_
     assert '"fan-2d"' in meta and '"calibrated": false' in meta
 
 
-def test_pipeline_without_fan_weights_skips_landmarks(mini_mead, whisper_random, tmp_path, monkeypatch) -> None:
-    import pyarrow.parquet as pq
-
+def test_pipeline_without_fan_weights_stops_before_any_work(mini_mead, whisper_random, tmp_path, monkeypatch) -> None:
+    """fan=true is a request: without the FAN / S3FD files the run stops at the start naming both, writes nothing."""
     from dicetalk_bench.preprocessing import pipeline
     from dicetalk_bench.preprocessing.discovery_mead import discover_mead
     from pre_helpers import fast_config
@@ -102,10 +104,11 @@ def test_pipeline_without_fan_weights_skips_landmarks(mini_mead, whisper_random,
     monkeypatch.setenv("TORCH_HOME", str(empty))
     monkeypatch.delenv("DICETALK_BENCH_FAN_2D_WEIGHTS", raising=False)
     monkeypatch.delenv("DICETALK_BENCH_S3FD_WEIGHTS", raising=False)
-    clip = discover_mead(mini_mead).clips[0]
-    plan = pipeline.plan([clip], tmp_path / "out", fast_config(fan=True))
-    task = next(t for t in plan.todo if isinstance(t, pipeline.VideoTask))
-    record = pipeline.run_task(task)
-    assert record["status"] == "ok", record
-    table = pq.read_table(pipeline.video_outputs(tmp_path / "out", clip.clip_id)["faces"])
-    assert "lmk68_src" not in table.column_names
+    out = tmp_path / "out"
+    with pytest.raises(pipeline.PipelineError) as info:
+        pipeline.run(discover_mead(mini_mead).clips, mini_mead, out, fast_config(fan=True), workers=0, progress=False)
+    text = str(info.value)
+    assert "'fan-2d'" in text and "'s3fd'" in text and "python -m dicetalk_bench.weights fetch fan-2d" in text
+    assert not out.exists()
+    # without fan the same run needs neither file
+    assert pipeline.preflight_weights(fast_config())["blazeface-short"]["key"] == "blazeface-short"
