@@ -11,7 +11,7 @@ the PyTorch model that converted the tf.hub weights into ``i3d_pretrained_400.pt
 ``tats/fvd/convert_tf_pretrained.py`` with wilson1yan/VideoGPT ``videogpt/fvd/pytorch_i3d.py``) and of the
 implementations that load that file for published FVDs (VideoGPT, TATS, cd-fvd, common_metrics_on_video_quality's
 ``videogpt`` mode). The TF model itself (Sonnet BatchNorm) and piergiaj/pytorch-i3d (and DisCo's copy) use 1e-3; on
-identical inputs the two give FVDs about 2 % apart, so the value is part of the FVD protocol.
+identical inputs the two give different features and FVDs, so the value is part of the FVD protocol.
 
 Input: (B, 3, T, H, W) float in [-1, 1]. The 7x7 spatial average pool needs H, W >= 193 (224 in the protocol); the
 temporal pool of 2 needs T >= 9 after three stride-2 stages (16 in the protocol).
