@@ -6,11 +6,18 @@ Protocol (all recorded in the result; metrics.md §3):
 - ``clips_per_video`` clips per video (default 1) at start offsets drawn without replacement from
   ``np.random.default_rng([seed, crc32(clip id)])``, so a video's offsets do not depend on the other files in the
   folder; a video shorter than the clip is recorded as a failure, never dropped silently;
-- each frame resized to 224x224 (no crop, aspect not kept, as cd-fvd / TF FVD) with ``resize="tf1"`` (TF1
-  ``resize_bilinear``, as the original TF FVD; torch-fidelity's exact port) or ``"bilinear"``
-  (``F.interpolate(align_corners=False)``, as cd-fvd), then scaled to [-1, 1] by x / 127.5 - 1;
-- embedding: the 400 Kinetics logits averaged over time, from ``i3d-400`` (pytorch-i3d layout) or
-  ``i3d-torchscript`` (StyleGAN-V, called with rescale=False, resize=False);
+- frame geometry (``frame_geometry``): ``"squash"`` (default) resizes each frame to 224x224 without crop, the aspect
+  ratio not kept, as the original TF FVD (``tf.image.resize_bilinear`` to 224x224), cd-fvd and DisCo do;
+  ``"short-side-centre-crop"`` scales the short side to 224 (long side ``ceil(long * 224 / short)``) and takes the
+  centred 224x224 window (offset ``(long' - 224) // 2``), as StyleGAN-V's data pipeline and
+  common_metrics_on_video_quality do. Both are the same on square frames. Squash is the default because it is the TF
+  FVD definition and never drops picture content (a talking-head crop loses chin or forehead otherwise);
+- the resize itself: ``resize="tf1"`` (TF1 ``resize_bilinear``, as the original TF FVD; torch-fidelity's exact
+  port) or ``"bilinear"`` (``F.interpolate(align_corners=False)``, as cd-fvd and common_metrics), then scaled to
+  [-1, 1] by x / 127.5 - 1;
+- embedding: the 400 Kinetics logits averaged over time, from ``i3d-400`` (pytorch-i3d layout, BatchNorm eps
+  ``i3d_bn_eps``, default 1e-5 as the converter of ``i3d_pretrained_400.pt``: see :mod:`.i3d`) or
+  ``i3d-torchscript`` (StyleGAN-V, called with rescale=False, resize=False; its epsilon is inside the file);
 - Fréchet distance over all clips (float64, ddof 1, eigh). Fewer than ``min_clips`` (401: full-rank 400-d
   covariance) clips per set raises :class:`~.fid.SmallSetError` unless forced.
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,13 +51,22 @@ CLIP_SIZE = 224
 FEATURE_DIM = 400
 
 
+FrameGeometry = Literal["squash", "short-side-centre-crop"]
+FRAME_GEOMETRIES: tuple[str, ...] = ("squash", "short-side-centre-crop")
+DEFAULT_I3D_BN_EPS = 1e-5  # = i3d.DEFAULT_BN_EPS (kept here so the config does not import torch)
+
+
 @dataclasses.dataclass(frozen=True)
 class FVDConfig:
+    """The FVD protocol. ``i3d_bn_eps`` applies to the ``i3d-400`` backend only (recorded as None otherwise)."""
+
     backend: Literal["i3d-400", "i3d-torchscript"] = "i3d-400"
     clip_length: int = 16
     clips_per_video: int = 1
     seed: int = 0
     resize: Literal["tf1", "bilinear"] = "tf1"
+    frame_geometry: FrameGeometry = "squash"
+    i3d_bn_eps: float = DEFAULT_I3D_BN_EPS
     size: int = CLIP_SIZE
     batch_size: int = 8
     min_clips: int = FEATURE_DIM + 1
@@ -59,7 +76,11 @@ class FVDConfig:
             raise ValueError(f"FVD backend {self.backend!r}: expected 'i3d-400' or 'i3d-torchscript'")
         if self.resize not in ("tf1", "bilinear"):
             raise ValueError(f"FVD resize {self.resize!r}: expected 'tf1' or 'bilinear'")
-        from dicetalk_bench.metrics.i3d import MIN_FRAMES, MIN_SIZE
+        if self.frame_geometry not in FRAME_GEOMETRIES:
+            raise ValueError(f"FVD frame_geometry {self.frame_geometry!r}: expected one of {FRAME_GEOMETRIES}")
+        from dicetalk_bench.metrics.i3d import MIN_FRAMES, MIN_SIZE, check_bn_eps
+
+        check_bn_eps(self.i3d_bn_eps)
 
         if self.clip_length < MIN_FRAMES:
             raise ValueError(f"FVD clip_length {self.clip_length}: I3D needs at least {MIN_FRAMES} frames")
@@ -83,8 +104,31 @@ def clip_offsets(clip_id: str, n_frames: int, config: FVDConfig) -> np.ndarray:
     return np.sort(rng.choice(n_starts, size=k, replace=False)).astype(np.int64)
 
 
+def resized_shape(height: int, width: int, size: int, frame_geometry: FrameGeometry) -> tuple[int, int]:
+    """(H', W') a frame of ``height`` x ``width`` pixels is resized to before any crop.
+
+    ``squash``: (size, size). ``short-side-centre-crop``: the short side becomes ``size`` and the long side
+    ``ceil(long * size / short)`` (StyleGAN-V / common_metrics_on_video_quality ``preprocess_single``).
+    """
+    if frame_geometry == "squash" or height == width:
+        return size, size
+    scale = size / min(height, width)
+    if height < width:
+        return size, math.ceil(width * scale)
+    return math.ceil(height * scale), size
+
+
+def centre_crop_offsets(height: int, width: int, size: int) -> tuple[int, int]:
+    """(top, left) of the centred ``size`` x ``size`` window: ``(H - size) // 2, (W - size) // 2``."""
+    return (height - size) // 2, (width - size) // 2
+
+
 def preprocess_clips(clips: np.ndarray, config: FVDConfig) -> Any:
-    """(B, T, H, W, 3) uint8 -> (B, 3, T, size, size) float32 in [-1, 1] (resize first, then x / 127.5 - 1)."""
+    """(B, T, H, W, 3) uint8 -> (B, 3, T, size, size) float32 in [-1, 1].
+
+    Resize to :func:`resized_shape` with ``config.resize``, centre-crop to ``size`` x ``size`` (a no-op for
+    ``squash``), then x / 127.5 - 1.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -93,13 +137,16 @@ def preprocess_clips(clips: np.ndarray, config: FVDConfig) -> Any:
         raise ValueError(f"FVD clips must be (B, T, H, W, 3) uint8, got {clips.shape} {clips.dtype}")
     b, t, h, w, _ = clips.shape
     x = torch.from_numpy(np.ascontiguousarray(clips)).reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float()
-    if (h, w) != (config.size, config.size):
+    target = resized_shape(h, w, config.size, config.frame_geometry)
+    if (h, w) != target:
         if config.resize == "tf1":
             from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
-            x = interpolate_bilinear_2d_like_tensorflow1x(x, size=(config.size, config.size), align_corners=False)
+            x = interpolate_bilinear_2d_like_tensorflow1x(x, size=target, align_corners=False)
         else:
-            x = F.interpolate(x, size=(config.size, config.size), mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=target, mode="bilinear", align_corners=False)
+    top, left = centre_crop_offsets(target[0], target[1], config.size)
+    x = x[:, :, top:top + config.size, left:left + config.size]
     x = x / 127.5 - 1.0  # TF FVD: 2 * x / 255 - 1
     return x.reshape(b, t, 3, config.size, config.size).permute(0, 2, 1, 3, 4).contiguous()
 
@@ -145,7 +192,9 @@ def set_clip_features(model: Any, videos: VideoSet, config: FVDConfig,
 
 def _protocol_key(config: FVDConfig) -> dict[str, Any]:
     return {"backend": config.backend, "clip_length": config.clip_length, "clips_per_video": config.clips_per_video,
-            "seed": config.seed, "resize": config.resize, "size": config.size, "range": "[-1, 1]"}
+            "seed": config.seed, "resize": config.resize, "frame_geometry": config.frame_geometry,
+            "size": config.size, "range": "[-1, 1]",
+            "i3d_bn_eps": config.i3d_bn_eps if config.backend == "i3d-400" else None}
 
 
 def compute_fvd(videos: VideoSet, reference: VideoSet, *, config: FVDConfig = FVDConfig(),
@@ -156,7 +205,8 @@ def compute_fvd(videos: VideoSet, reference: VideoSet, *, config: FVDConfig = FV
 
     if not force_small_set:
         _precheck_clips(videos, reference, config)
-    model, record = load_i3d(config.backend, weights_path, allow_unverified=allow_unverified, device=device)
+    model, record = load_i3d(config.backend, weights_path, allow_unverified=allow_unverified, device=device,
+                             bn_eps=config.i3d_bn_eps)
     gen_feats, gen_fail = set_clip_features(model, videos, config, device)
     manifest = reference.manifest_hash()
     key = {"metric": "fvd-clips", "manifest": manifest, "weights_sha256": record["sha256"]} | _protocol_key(config)
@@ -219,13 +269,25 @@ def _stack(feats: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def score_fvd(request: ScoreRequest) -> MetricResult:
-    """Registry entry for ``fvd``. Options: fvd.backend, fvd.clip_length, fvd.clips_per_video, fvd.resize."""
+    """Registry entry for ``fvd``. Options: fvd.backend, fvd.clip_length, fvd.clips_per_video, fvd.resize,
+    fvd.frame_geometry, fvd.i3d_bn_eps (i3d-400 backend only), fvd.size."""
     if request.reference is None:
         raise ValueError("FVD needs a reference set (--reference DIR)")
-    config = FVDConfig(backend=request.option(FVD, "backend", "i3d-400"),
+    backend = request.option(FVD, "backend", "i3d-400")
+    eps_option = request.option(FVD, "i3d_bn_eps")
+    if eps_option is not None and backend != "i3d-400":
+        raise ValueError(f"fvd.i3d_bn_eps applies to the i3d-400 backend only; the {backend} file fixes its own "
+                         f"BatchNorm epsilon (drop the option)")
+    try:
+        eps = DEFAULT_I3D_BN_EPS if eps_option is None else float(eps_option)
+    except ValueError:
+        raise ValueError(f"fvd.i3d_bn_eps={eps_option!r}: expected a number such as 1e-5 or 1e-3") from None
+    config = FVDConfig(backend=backend,
                        clip_length=int(request.option(FVD, "clip_length", 16)),
                        clips_per_video=int(request.option(FVD, "clips_per_video", 1)),
                        resize=request.option(FVD, "resize", "tf1"),
+                       frame_geometry=request.option(FVD, "frame_geometry", "squash"),
+                       i3d_bn_eps=eps,
                        size=int(request.option(FVD, "size", CLIP_SIZE)),
                        batch_size=min(request.batch_size, 8), seed=request.seed)
     return compute_fvd(list_videos(request.videos), list_videos(request.reference), config=config,

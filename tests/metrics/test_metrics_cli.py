@@ -71,6 +71,7 @@ def test_score_fid_kid_fvd_end_to_end(folders, tmp_path):
     # FVD: one 9-frame clip per video; the 4-frame video is a recorded failure
     assert fvd.n_clips == 3 and fvd.n_videos == 3 and "fewer than the FVD clip length" in fvd.failures["short"]
     assert fvd.protocol["clip_length"] == 9 and fvd.protocol["backend"] == "i3d-400"
+    assert fvd.protocol["i3d_bn_eps"] == 1e-5 and fvd.protocol["frame_geometry"] == "squash"
     assert fvd.features["a"].shape == (1, 400) and fvd.extractors[0]["backend"] == "i3d-400"
     cached = sorted(p.name.split("-")[0] for p in (root / "cache").glob("*.npz"))
     assert cached == ["fid", "fvd"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dicetalk_bench.metrics.fid import FIDConfig, center_crop
-from dicetalk_bench.metrics.fvd import FVDConfig, clip_offsets, preprocess_clips
+from dicetalk_bench.metrics.fvd import FVDConfig, centre_crop_offsets, clip_offsets, preprocess_clips, resized_shape
 
 
 def test_clip_offsets_deterministic_per_clip_id_and_in_range():
@@ -69,3 +69,93 @@ def test_center_crop():
     f = np.arange(2 * 4 * 6 * 3, dtype=np.uint8).reshape(2, 4, 6, 3)
     c = center_crop(f)
     assert c.shape == (2, 4, 4, 3) and np.array_equal(c, f[:, :, 1:5])
+
+
+def _ramp_frame(h: int, w: int) -> np.ndarray:
+    """(H, W, 3) uint8: channel 0 = column index, channel 1 = row index, channel 2 = 7 (linear ramps, W, H <= 256)."""
+    f = np.zeros((h, w, 3), np.uint8)
+    f[..., 0] = np.arange(w)[None, :]
+    f[..., 1] = np.arange(h)[:, None]
+    f[..., 2] = 7
+    return f
+
+
+def _bilinear_ramp(n_out: int, n_in: int, offset: int, n_resized: int) -> np.ndarray:
+    """Closed form of F.interpolate(bilinear, align_corners=False) applied to the ramp 0..n_in-1 resized to
+    n_resized samples, read at outputs offset .. offset + n_out - 1: source coordinate (j + 0.5) n_in / n_resized
+    - 0.5, clamped to [0, n_in - 1] (a linear function is reproduced exactly between samples)."""
+    j = np.arange(offset, offset + n_out, dtype=np.float64)
+    return np.clip((j + 0.5) * n_in / n_resized - 0.5, 0, n_in - 1)
+
+
+def _tf1_ramp(n_out: int, n_in: int, offset: int, n_resized: int) -> np.ndarray:
+    """Closed form of TF1 legacy resize_bilinear (align_corners=False, no half-pixel centres): source j n_in /
+    n_resized, clamped to n_in - 1."""
+    j = np.arange(offset, offset + n_out, dtype=np.float64)
+    return np.clip(j * n_in / n_resized, 0, n_in - 1)
+
+
+def test_resized_shape_and_crop_offsets_closed_forms():
+    # 176x144 (W x H): short side 144 -> 224, long side ceil(176 * 224 / 144) = ceil(273.78) = 274
+    assert resized_shape(144, 176, 224, "short-side-centre-crop") == (224, 274)
+    assert resized_shape(176, 144, 224, "short-side-centre-crop") == (274, 224)
+    assert resized_shape(144, 176, 224, "squash") == (224, 224)
+    assert resized_shape(300, 300, 224, "short-side-centre-crop") == (224, 224)
+    assert resized_shape(112, 224, 224, "short-side-centre-crop") == (224, 448)  # exact scale: no ceil overshoot
+    assert centre_crop_offsets(224, 274, 224) == (0, 25)
+    assert centre_crop_offsets(275, 224, 224) == (25, 0)  # odd excess: the extra row goes to the bottom
+
+
+@pytest.mark.parametrize("resize, ramp", [("bilinear", _bilinear_ramp), ("tf1", _tf1_ramp)])
+def test_frame_geometry_on_a_ramp_frame(resize, ramp):
+    h, w, size = 144, 176, 224
+    clip = np.broadcast_to(_ramp_frame(h, w), (1, 9, h, w, 3)).copy()
+    squash = preprocess_clips(clip, FVDConfig(resize=resize, frame_geometry="squash"))
+    crop = preprocess_clips(clip, FVDConfig(resize=resize, frame_geometry="short-side-centre-crop"))
+    assert squash.shape == crop.shape == (1, 3, 9, size, size)
+    to_pixels = lambda x: (x[0, :, 4].double() + 1) * 127.5  # noqa: E731 - frame 4, back to 0..255 units
+    sq, cr = to_pixels(squash), to_pixels(crop)
+    # squash: both axes resized to 224 from their own length
+    np.testing.assert_allclose(sq[0, 100].numpy(), ramp(size, w, 0, size), atol=1e-3)
+    np.testing.assert_allclose(sq[1, :, 100].numpy(), ramp(size, h, 0, size), atol=1e-3)
+    # short side: rows resized 144 -> 224 (no crop); columns resized 176 -> 274, then columns 25 .. 248 kept
+    np.testing.assert_allclose(cr[0, 100].numpy(), ramp(size, w, 25, 274), atol=1e-3)
+    np.testing.assert_allclose(cr[1, :, 100].numpy(), ramp(size, h, 0, size), atol=1e-3)
+    torch.testing.assert_close(cr[2], torch.full((size, size), 7.0, dtype=torch.float64), atol=1e-4, rtol=0)
+    # the crop drops the outer columns: its first column sits 25 resized pixels (~16 source pixels) inside the frame
+    assert cr[0, :, 0].min() > 15 and sq[0, :, 0].max() < 1
+
+
+def test_square_frames_are_the_same_under_both_geometries():
+    clip = np.random.default_rng(3).integers(0, 256, (1, 9, 60, 60, 3), dtype=np.uint8)
+    torch.testing.assert_close(preprocess_clips(clip, FVDConfig(frame_geometry="squash")),
+                               preprocess_clips(clip, FVDConfig(frame_geometry="short-side-centre-crop")),
+                               rtol=0, atol=0)
+
+
+def test_protocol_records_eps_and_geometry():
+    from dicetalk_bench.metrics.fvd import _protocol_key
+
+    p = _protocol_key(FVDConfig())
+    assert p["i3d_bn_eps"] == 1e-5 and p["frame_geometry"] == "squash"
+    p = _protocol_key(FVDConfig(i3d_bn_eps=1e-3, frame_geometry="short-side-centre-crop"))
+    assert p["i3d_bn_eps"] == 1e-3 and p["frame_geometry"] == "short-side-centre-crop"
+    assert _protocol_key(FVDConfig(backend="i3d-torchscript"))["i3d_bn_eps"] is None  # fixed inside that file
+
+
+def test_eps_and_geometry_option_errors(tmp_path):
+    from dicetalk_bench.metrics.fvd import score_fvd
+    from dicetalk_bench.metrics.registry import ScoreRequest
+
+    with pytest.raises(ValueError, match="frame_geometry"):
+        FVDConfig(frame_geometry="crop")
+    for bad in (0.0, -1e-5, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="BatchNorm eps"):
+            FVDConfig(i3d_bn_eps=bad)
+    req = ScoreRequest(videos=tmp_path, reference=tmp_path,
+                       options={"fvd.backend": "i3d-torchscript", "fvd.i3d_bn_eps": "1e-3"})
+    with pytest.raises(ValueError, match="i3d-400 backend only"):
+        score_fvd(req)
+    req = ScoreRequest(videos=tmp_path, reference=tmp_path, options={"fvd.i3d_bn_eps": "small"})
+    with pytest.raises(ValueError, match="expected a number"):
+        score_fvd(req)

@@ -121,3 +121,39 @@ def test_torchscript_backend_through_registry(tmp_path):
     out = model(x)
     assert out.shape == (2, 400)
     torch.testing.assert_close(out, scripted(x, rescale=False, resize=False, return_features=True))
+
+
+@pytest.mark.parametrize("eps", [1e-3, 1e-5, 0.25])
+def test_bn_eps_reaches_every_batchnorm_layer(eps):
+    model = i3d.InceptionI3d(bn_eps=eps)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    # one BatchNorm per Unit3D except the logits unit: 3 in the stem + 6 in each of the 9 Inception modules
+    assert len(bns) == 3 + 6 * 9 == 57
+    assert all(isinstance(m, torch.nn.BatchNorm3d) and m.eps == eps for m in bns)
+    assert model.bn_eps == eps
+    assert i3d.DEFAULT_BN_EPS == 1e-5 and all(m.eps == 1e-5 for m in i3d.InceptionI3d().modules()
+                                                if isinstance(m, torch.nn.BatchNorm3d))
+
+
+def test_bn_eps_closed_form_on_one_unit():
+    # identity 1x1x1 convolution, running mean 0, running var v, gamma 1, beta 0: y = relu(x / sqrt(v + eps))
+    v = torch.tensor([1e-4, 1e-2, 1.0])
+    x = torch.tensor([-1.0, 0.5, 2.0]).view(1, 3, 1, 1, 1).expand(1, 3, 1, 2, 2).contiguous()
+    outputs = []
+    for eps in (1e-3, 1e-5):
+        unit = i3d.Unit3D(3, 3, bn_eps=eps).eval()
+        with torch.no_grad():
+            unit.conv3d.weight.copy_(torch.eye(3).view(3, 3, 1, 1, 1))
+            unit.bn.running_var.copy_(v)
+        expected = torch.relu(x / torch.sqrt(v + eps).view(1, 3, 1, 1, 1))
+        torch.testing.assert_close(unit(x), expected)
+        outputs.append(float(unit(x).detach()[0, 1, 0, 0, 0]))
+    # the smaller the running variance, the more the two epsilons differ: 1.0488x at var 1e-2
+    assert outputs[1] / outputs[0] == pytest.approx(((1e-2 + 1e-3) / (1e-2 + 1e-5)) ** 0.5, rel=1e-5)
+
+
+def test_load_i3d_builds_the_requested_eps(random_file):
+    model, record = i3d.load_i3d("i3d-400", random_file, allow_unverified=True, bn_eps=1e-3)
+    assert model.bn_eps == 1e-3 and model.Mixed_5c.b2b.bn.eps == 1e-3 and record["backend"] == "i3d-400"
+    with pytest.raises(ValueError, match="BatchNorm eps"):
+        i3d.load_i3d("i3d-400", random_file, allow_unverified=True, bn_eps=0.0)

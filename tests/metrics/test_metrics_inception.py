@@ -1,4 +1,5 @@
-"""FID InceptionV3: parameter layout, loading through the weights registry, preprocessing modes, batch independence."""
+"""FID InceptionV3: parameter layout, loading through the weights registry, preprocessing modes, batch independence
+(parity with torch-fidelity and pytorch-fid: test_parity_fid.py)."""
 
 from __future__ import annotations
 
@@ -81,16 +82,6 @@ def test_wrong_state_dict_is_refused(tmp_path):
         inception.load_inception(bad, allow_unverified=True)
 
 
-def test_tf1_mode_equals_torch_fidelity_forward(model_and_record):
-    model, _ = model_and_record
-    x = torch.randint(0, 256, (2, 3, 37, 53), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    ours = model(x)
-    with torch.inference_mode():
-        theirs = model.net(x)[0]
-    assert ours.shape == (2, 2048) and ours.dtype == torch.float32
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
-
-
 def test_pytorch_fid_mode_is_different_but_finite(random_file):
     model, record = inception.load_inception(random_file, allow_unverified=True, resize_mode="pytorch-fid")
     assert record["resize_mode"] == "pytorch-fid"
@@ -98,12 +89,9 @@ def test_pytorch_fid_mode_is_different_but_finite(random_file):
     a = model(x)
     model.resize_mode = "tf1"
     b = model(x)
+    assert a.shape == b.shape == (1, 2048) and a.dtype == torch.float32
     assert torch.isfinite(a).all() and not torch.allclose(a, b)
-    # pytorch-fid preprocessing by hand: [0,1] -> bilinear 299 -> 2x - 1
-    ref = 2 * torch.nn.functional.interpolate(x.float() / 255, size=(299, 299), mode="bilinear",
-                                              align_corners=False) - 1
-    model.resize_mode = "pytorch-fid"
-    torch.testing.assert_close(model.preprocess(x), ref)
+    # equality with pytorch-fid's and torch-fidelity's own preprocessing and features: test_parity_fid.py
 
 
 def test_features_independent_of_batch_size(model_and_record):

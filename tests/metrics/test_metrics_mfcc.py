@@ -1,29 +1,9 @@
-"""MFCC parity with python_speech_features 0.6 (test dependency) and framing closed forms."""
+"""MFCC framing and energy closed forms (parity with python_speech_features 0.6: test_parity_mfcc.py)."""
 
 import numpy as np
 import pytest
 
 from dicetalk_bench.metrics.mfcc import MfccConfig, mel_filterbank, mfcc, mfcc_from_float, n_mfcc_frames
-
-psf = pytest.importorskip("python_speech_features")
-
-
-@pytest.mark.parametrize("n_samples", [400, 401, 560, 16000, 16000 * 2 + 37, 250])
-def test_mfcc_equals_python_speech_features(n_samples):
-    rng = np.random.default_rng(n_samples)
-    audio = rng.integers(-20000, 20000, size=n_samples).astype(np.int16)
-    ours = mfcc(audio)
-    ref = psf.mfcc(audio, 16000)
-    assert ours.shape == ref.shape == (n_mfcc_frames(n_samples), 13)
-    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-6)
-
-
-def test_mfcc_silence_and_tone_match_reference():
-    # zero signal exercises the eps replacement of zero energies; a tone exercises sparse filter outputs
-    t = np.arange(8000) / 16000
-    tone = (8000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
-    for audio in (np.zeros(4000, np.int16), tone):
-        np.testing.assert_allclose(mfcc(audio), psf.mfcc(audio, 16000), rtol=1e-6, atol=1e-6)
 
 
 def test_frame_count_closed_form():
@@ -50,9 +30,7 @@ def test_float_input_is_quantised_to_int16_scale():
     np.testing.assert_allclose(mfcc_from_float(audio / 32768.0), mfcc(audio), rtol=1e-12, atol=1e-12)
 
 
-def test_filterbank_matches_reference_and_rejects_bad_high_freq():
-    ref = psf.get_filterbanks(26, 512, 16000, 0, 8000)
-    np.testing.assert_allclose(mel_filterbank(26, 512, 16000, 0.0, 8000.0), ref)
+def test_filterbank_rejects_bad_high_freq_and_multichannel_input():
     with pytest.raises(ValueError, match="Nyquist"):
         mel_filterbank(26, 512, 16000, 0.0, 9000.0)
     with pytest.raises(ValueError, match="mono"):
