@@ -185,10 +185,13 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
         "features": "InceptionV3 pool3 (2048-d), torch-fidelity inception-v3-compat",
         "resize_mode": config.resize_mode, "crop": config.crop, "frame_stride": config.frame_stride,
         "input": "uint8 RGB frames decoded at the native fps", "pooling": "all kept frames of all videos",
-        "videos_dir": str(videos.root), "reference_dir": str(reference.root), "reference_manifest_sha256": manifest,
-        "n_reference_videos": len(ref_feats), "n_reference_frames": int(len(ref)),
-        "reference_failures": ref_fail, "forced_small_set": False,
+        "reference_manifest_sha256": manifest, "n_reference_videos": len(ref_feats),
+        "n_reference_frames": int(len(ref)), "reference_failed_clips": sorted(ref_fail), "forced_small_set": False,
     }
+    # where the sets were read from and why reference videos failed: provenance, not protocol (it does not change
+    # the number; the reference set is identified by its content hash above)
+    run_extra: dict[str, Any] = {"videos_dir": str(videos.root), "reference_dir": str(reference.root),
+                                 "reference_failures": ref_fail}
     results = []
     if FID in metrics:
         small = min(len(gen), len(ref)) < config.min_frames
@@ -204,8 +207,9 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
         results.append(MetricResult(
             key=FID, value=value, higher_is_better=False, n_videos=len(gen_feats), n_frames=int(len(gen)),
             protocol=protocol | {"covariance_ddof": 1, "frechet": "float64 eigh (metrics.md §2.3)",
-                                 "raw_value": raw, "forced_small_set": bool(small)},
-            extractors=(record,), failures=gen_fail, features=gen_feats, reference_features=ref_feats))
+                                 "forced_small_set": bool(small)},
+            extractors=(record,), failures=gen_fail, extra=run_extra | {"raw_value": raw},
+            features=gen_feats, reference_features=ref_feats))
     if KID in metrics:
         subset = config.kid_subset_size
         small = min(len(gen), len(ref)) < subset
@@ -221,7 +225,7 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
             key=KID, value=kid.mean, higher_is_better=False, n_videos=len(gen_feats), n_frames=int(len(gen)),
             protocol=protocol | {"kernel": "(x.y/d + 1)^3", "subset_size": kid.subset_size,
                                  "n_subsets": kid.n_subsets, "seed": config.seed, "forced_small_set": bool(small)},
-            extractors=(record,), failures=gen_fail, extra={"std": kid.std},
+            extractors=(record,), failures=gen_fail, extra=run_extra | {"std": kid.std},
             features=gen_feats, reference_features=ref_feats))
     return results
 

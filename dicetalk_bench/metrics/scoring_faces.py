@@ -200,6 +200,7 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
     """Video-level emotion accuracy of the generated videos (default classifier: Emotion-FAN, EAT's MEAD-8
     protocol; option ``emo-acc.classifier``: ``hsemotion`` or ``own:PATH``)."""
     from dicetalk_bench import media
+    from dicetalk_bench.fileutil import sha256_file
     from dicetalk_bench.metrics.emotion import score_emotion
     from dicetalk_bench.metrics.video_set import list_videos
 
@@ -224,14 +225,24 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
     if not crops:
         return [MetricResult(key=EMO_ACC, value=None, higher_is_better=True, n_videos=0, extractors=(record,),
                              failures=failures)]
+    labels_file = request.option(EMO_ACC, "labels")
     protocol = {"classifier": description, "aggregation": aggregation,
                 "input": f"square face crop (crop_scale x larger box side) -> {size}, RGB",
-                "crop_scale": scale, "labels": request.option(EMO_ACC, "labels") or "parsed from clip id"}
+                "crop_scale": scale, "labels": "JSON file (clip id -> emotion)" if labels_file else "parsed from clip id"}
+    run_extra: dict[str, Any] = {}
+    if labels_file:  # the file's content changes the number, its path does not
+        protocol["labels_sha256"] = sha256_file(labels_file)
+        run_extra["labels_file"] = str(labels_file)
     if own:
         from dicetalk_bench.metrics.emotion_train import score_speaker_normalised
 
         speakers, source = _speakers(request, list(crops))
         acc = score_speaker_normalised(clf, crops, {k: truth[k] for k in crops}, speakers, aggregation=aggregation)
+        speakers_file = request.option(EMO_ACC, "speakers")
+        if speakers_file:
+            source = "JSON file (clip id -> speaker)"
+            protocol["speakers_sha256"] = sha256_file(speakers_file)
+            run_extra["speakers_file"] = str(speakers_file)
         protocol |= {"speaker_normalisation": "mean feature of each speaker's videos subtracted", "speakers": source,
                      "own_protocol": clf.meta.get("input", {}), "own_test_metrics": clf.meta.get("test_metrics")}
     else:
@@ -240,14 +251,15 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
     per_video = {cid: float(acc.predictions[cid] == truth[cid]) for cid in acc.predictions}
     return [MetricResult(key=EMO_ACC, value=acc.accuracy, higher_is_better=True, n_videos=acc.n_videos,
                          protocol=protocol, extractors=(record,), per_video=per_video, failures=failures,
-                         extra={"per_class": dict(acc.per_class), "confusion": acc.confusion.tolist(),
+                         extra=run_extra | {"per_class": dict(acc.per_class), "confusion": acc.confusion.tolist(),
                                 "predictions": dict(acc.predictions), "labels_order": list(acc.per_class)})]
 
 
 # ------------------------------------------------------------------------------------------------ paired metrics
 def _paired(request: ScoreRequest, key: str, higher: bool, per_pair: Callable[[Any], float],
             protocol: Mapping[str, Any], extractors: tuple = ()) -> list[MetricResult]:
-    from dicetalk_bench.metrics.video_set import list_videos, pair_videos, read_pair
+    from dicetalk_bench.metrics.video_set import (FRAME_SIZE_RULE, list_videos, pair_videos,
+                                                  pairs_reference_sha256, read_pair)
 
     if request.reference is None:
         raise ValueError(f"{key} is a paired metric: pass --reference DIR with the ground-truth videos")
@@ -271,7 +283,10 @@ def _paired(request: ScoreRequest, key: str, higher: bool, per_pair: Callable[[A
     value = float(np.mean(list(per_video.values()))) if per_video else None
     return [MetricResult(key=key, value=value, higher_is_better=higher, n_videos=len(per_video), n_frames=n_frames,
                          protocol=dict(protocol) | {"pairing": "video_set pairing rule (docs/metrics.md)",
-                                                    "aggregation": "mean over frames, then mean over videos"},
+                                                    "aggregation": "mean over frames, then mean over videos",
+                                                    "reference_sha256": pairs_reference_sha256(pairing),
+                                                    "frame_size_rule": FRAME_SIZE_RULE,
+                                                    "reference_resized": bool(resized)},
                          extractors=extractors, per_video=per_video, failures=failures,
                          extra={"dropped_frames": dropped, "resized_reference": resized,
                                 "unmatched_reference": list(pairing.unmatched_reference)})]
