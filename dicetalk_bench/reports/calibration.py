@@ -70,8 +70,16 @@ def extractor_problems(extractors: Iterable[Mapping[str, Any]]) -> tuple[list[st
     return problems, pinned
 
 
+def _is_record(value: Mapping[str, Any]) -> bool:
+    return any(k in value for k in ("key", "sha256", "calibrated"))
+
+
 def generator_problems(provenance: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """(problems, keys pinned by the user) of the checkpoint the videos were generated with (none without one)."""
+    """(problems, keys pinned by the user) of the checkpoint the videos were generated with (none without one).
+
+    ``checkpoint["weights"]`` maps a name to a weights record (``"svd"``, ``"whisper"``) or to a mapping of records
+    (``"official"``: the release files a run was initialised from; empty when it was not).
+    """
     checkpoint = provenance.get("checkpoint")
     if not isinstance(checkpoint, Mapping):
         return [], []
@@ -80,15 +88,21 @@ def generator_problems(provenance: Mapping[str, Any]) -> tuple[list[str], list[s
         return ["generator's pretrained weights are not recorded in its checkpoint"], []
     problems: list[str] = []
     pinned: list[str] = []
+    flat: list[tuple[str, str, Any]] = []  # (verb, name, record)
     for name in sorted(records):
-        record = records[name]
-        if not isinstance(record, Mapping):
+        value = records[name]
+        if isinstance(value, Mapping) and value and not _is_record(value):
+            flat += [("initialised from", sub, value[sub]) for sub in sorted(value)]
+        elif value is not None and not (isinstance(value, Mapping) and not value):
+            flat.append(("trained on", name, value))
+    for verb, name, record in flat:
+        if not isinstance(record, Mapping) or not _is_record(record):
             problems.append(f"generator's {name} weights record is unreadable")
             continue
         key = str(record.get("key", name))
         state = _weights_state(record)
         if state:
-            problems.append(f"generator trained on {state} {COMPONENT_NAMES.get(key, key)} weights")
+            problems.append(f"generator {verb} {state} {COMPONENT_NAMES.get(key, key)} weights")
         elif record.get("pinned_by") == "user":
             pinned.append(key)
     return problems, pinned

@@ -24,6 +24,8 @@ LEADERBOARD_SCHEMA = "dicetalk_bench.leaderboard"
 LEADERBOARD_SCHEMA_VERSION = 1
 UNCALIBRATED_NOTE = "uncalibrated weights: not comparable to papers"
 PINNED_NOTE = "pinned by user"
+CI_METHOD_NAMES = {"videos": "percentile bootstrap over videos",
+                   "video-features": "percentile bootstrap over videos' stored features"}
 LICENCE_NOTE = ("DICE-Talk and Sonic model weights are licensed CC BY-NC-SA 4.0 (non-commercial, share-alike); "
                 "MEAD may be used for non-commercial research only, under its licence terms; HDTF clips come from "
                 "YouTube videos under their owners' terms. Scores computed with uncalibrated (random or unverified) "
@@ -178,12 +180,15 @@ def tables_to_latex(tables: Sequence[Table]) -> str:
                 if hw is not None:
                     s += f" {{\\scriptsize $\\pm$ {fmt(hw)}}}"
                 cells.append(s)
-            name = tex_escape(r.method) + ("$^\\dagger$" if not r.calibrated else "")
+            name = tex_escape(r.method) + ("$^\\dagger$" if not r.calibrated else
+                                           "$^\\ddagger$" if r.calibration.pinned_by_user else "")
             parts.append(" & ".join([name] + cells) + " \\\\")
         parts.append("\\bottomrule")
         parts.append("\\end{tabular}")
         if any(not r.calibrated for r in t.rows):
             parts.append(f"% $^\\dagger$ {UNCALIBRATED_NOTE}")
+        if any(r.calibrated and r.calibration.pinned_by_user for r in t.rows):
+            parts.append(f"% $^\\ddagger$ calibrated with weights {PINNED_NOTE} (hash not a published one)")
     return "\n".join(parts) + "\n"
 
 
@@ -242,7 +247,8 @@ def _cell_html(cell: Cell) -> str:
         title += f", {failure_text(cell)}"
     if cell.ci is not None:
         level = pct(cell.ci_level) if cell.ci_level is not None else "?"
-        title += f"; {level} CI [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}] ({cell.ci_method})"
+        how = CI_METHOD_NAMES.get(cell.ci_method or "", cell.ci_method)
+        title += f"; {level} CI [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}] ({how})"
     if cell.group is not None:
         title += f"; comparison group {cell.group}"
     if cell.note:

@@ -14,7 +14,7 @@ from dicetalk_bench.reports.calibration import row_calibration
 from dicetalk_bench.reports.comparability import (MarkingConfig, clip_set, comparable_protocol, comparison_groups,
                                                   mark_column)
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, build_tables
-from dicetalk_bench.reports.render import tables_to_csv, tables_to_html, write_leaderboard
+from dicetalk_bench.reports.render import tables_to_csv, tables_to_html, tables_to_latex, write_leaderboard
 from dicetalk_bench.reports.runs import find_runs
 
 BOOT = BootstrapConfig(resamples=50, set_resamples=0)
@@ -149,6 +149,14 @@ def test_generator_trained_on_random_weights_makes_its_row_uncalibrated(write_re
     assert "uncalibrated: generator trained on random SVD weights; generator trained on random Whisper weights" in page
     assert rows["real"].calibration.label() == "calibrated"
     assert row_calibration([fid(1.0)], {"checkpoint": {"weights": CALIBRATED_GENERATOR}}).calibrated
+    # training records the release files it started from under "official" ({} when it started from SVD only)
+    official = {"dicetalk-unet": {"key": "dicetalk-unet", "sha256": "12" * 32, "calibrated": True, "pinned_by": "user"},
+                "dicetalk-emo-model": {"key": "dicetalk-emo-model", "sha256": "34" * 32, "calibrated": False,
+                                       "verified_by": "unverified"}}
+    cal = row_calibration([fid(1.0)], {"checkpoint": {"weights": {**CALIBRATED_GENERATOR, "official": official}}})
+    assert cal.problems == ("generator initialised from unverified dicetalk-emo-model weights",)
+    assert cal.pinned_by_user == ("dicetalk-unet",)
+    assert row_calibration([fid(1.0)], {"checkpoint": {"weights": {**CALIBRATED_GENERATOR, "official": {}}}}).calibrated
 
 
 def test_pinned_i3d_file_makes_an_fvd_row_calibrated_pinned_by_user(write_results, tmp_path, monkeypatch):
@@ -179,8 +187,10 @@ def test_pinned_i3d_file_makes_an_fvd_row_calibrated_pinned_by_user(write_result
     assert rows["unverified"].calibration.problems == ("unverified i3d-400 weights in the metrics",)
     page = tables_to_html(tables, BOOT)
     assert '<span class="pinned"' in page and ">pinned by user</span>" in page
-    assert "pinned" in tables_to_csv(tables)  # method name; calibrated column says True for it
-    assert "True" in [line.split(",")[2] for line in tables_to_csv(tables).splitlines() if "pinned" in line]
+    assert [line.split(",")[2] for line in tables_to_csv(tables).splitlines() if line.startswith("mead,pinned")] == [
+        "True"]
+    tex = tables_to_latex(tables)
+    assert "pinned$^\\ddagger$" in tex and "pinned by user" in tex and "unverified$^\\dagger$" in tex
 
 
 # ------------------------------------------------------------------------------------------------ labels
@@ -190,7 +200,7 @@ def test_interval_labels_follow_the_level(write_results, tmp_path):
     boot = BootstrapConfig(resamples=50, set_resamples=0, level=0.8)
     tables = build_tables(find_runs(write_results.root), boot)
     page = tables_to_html(tables, boot)
-    assert "80% CI [" in page and "95%" not in page
+    assert "80% CI [" in page and "95%" not in page and "percentile bootstrap over videos)" in page
     assert "half the width of the 80% interval" in page
     # a stored interval keeps its own level and method
     stored = metric("psnr", 25.0, True, {"a": 24.0, "b": 26.0})
