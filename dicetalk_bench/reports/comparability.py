@@ -13,9 +13,11 @@ Two numbers of one metric are compared only when they were computed the same way
 Rows with equal bases form a comparison group (:func:`comparison_groups`): the largest group is "A", the others
 "B", "C", ... in order of size, each described by what differs from group A (:func:`describe_difference`, e.g.
 ``"fid.resize_mode: pytorch-fid vs tf1"``, ``"clip set: 3 vs 16 clips"``). Marks are given within a group only
-(:func:`mark_column`), and only to rows whose failure rate is at most the group's lowest failure rate plus
-:attr:`MarkingConfig.max_failure_excess`; a method that fails on its hardest videos cannot win by it. A row alone
-in its group is not marked: there is nothing to compare it with.
+(:func:`mark_column`), and only to rows whose excluded-failure rate (:func:`excluded_failure_rate`) is at most the
+group's lowest plus :attr:`MarkingConfig.max_failure_excess`; a method that fails on its hardest videos cannot win
+by leaving them out. Failures a metric counts in its value (emotion accuracy counts a failed video as wrong: it keeps
+a per-video value) are not held against the row a second time. A row alone in its group is not marked: there is
+nothing to compare it with.
 """
 
 from __future__ import annotations
@@ -63,6 +65,15 @@ def clip_set(result: MetricResult) -> tuple[str, ...] | None:
         return tuple(sorted(result.clip_ids))
     ids = set(result.per_video) | set(result.failures) | set(result.features or {})
     return tuple(sorted(ids)) if ids else None
+
+
+def excluded_failure_rate(result: MetricResult) -> float:
+    """Share of the attempted videos that failed and are left out of the value: failures without a per-video value
+    (all failures of set metrics and of metrics whose policy excludes them; none of those a metric counts as wrong),
+    divided by :attr:`MetricResult.n_attempted`; 0 when nothing was attempted."""
+    n = result.n_attempted
+    left_out = sum(1 for cid in result.failures if cid not in result.per_video)
+    return left_out / n if n else 0.0
 
 
 def extractor_weights(result: MetricResult) -> tuple[tuple[str, str], ...]:
@@ -209,14 +220,15 @@ def mark_column(metric: str, results: Sequence[MetricResult | None], higher_is_b
                 notes[valued[0]] = (f"no mark: no other row was scored under the same protocol, weights and clip set "
                                     f"(group {g.label})")
             continue
-        rates = {i: results[i].failure_rate for i in valued}  # type: ignore[union-attr]
+        rates = {i: excluded_failure_rate(results[i]) for i in valued}  # type: ignore[arg-type]
         lowest = min(rates.values())
         limit = lowest + config.max_failure_excess + _RATE_TOLERANCE
         eligible = [i for i in valued if rates[i] <= limit]
         for i in valued:
             if i not in eligible:
-                notes[i] = (f"no mark: {rates[i]:.1%} of its videos failed, more than the lowest failure rate among "
-                            f"compared rows ({lowest:.1%}) + {config.max_failure_excess * 100:g} points")
+                notes[i] = (f"no mark: {rates[i]:.1%} of its videos failed and are left out of the value, more than "
+                            f"the lowest rate among compared rows ({lowest:.1%}) + {config.max_failure_excess * 100:g} "
+                            f"points")
         for i, mark in zip(eligible, rank_marks([results[i].value for i in eligible], higher_is_better)):
             marks[i] = mark
     return ColumnMarks(tuple(marks), tuple(group_of), tuple(notes), groups)

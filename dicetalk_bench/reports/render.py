@@ -89,7 +89,8 @@ def tables_to_dict(tables: Sequence[Table], boot: BootstrapConfig) -> dict[str, 
                       "seed": boot.seed, "interval": "percentile"},
         "marking": {"max_failure_excess": tables[0].marking.max_failure_excess if tables else None,
                     "rule": "marks within groups of equal protocol, reference set, extractor weights and clip set, "
-                            "among rows whose failure rate is at most the group's lowest + max_failure_excess"},
+                            "among rows whose share of failed videos left out of the value is at most the group's "
+                            "lowest + max_failure_excess"},
         "datasets": [{
             "dataset": t.dataset,
             "columns": [{"key": c.key, "higher_is_better": c.higher_is_better, "description": c.description}
@@ -365,8 +366,9 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
     legend = (f"Arrows give the direction (\u2191 higher is better, \u2193 lower is better). Per column the best value "
               f"is <b>bold</b> and the second best <u>underlined</u>, comparing only rows scored under the same "
               f"protocol, reference set, extractor weights and clip set (other rows are grouped, see the notes under "
-              f"the table), and only rows whose failure rate is at most the lowest compared row's + "
-              f"{esc(f'{excess * 100:g}')} points; a failed share of videos is shown in red under the value. "
+              f"the table), and only rows whose share of failed videos left out of the value is at most the lowest "
+              f"compared row's + {esc(f'{excess * 100:g}')} points; the failed share of videos is shown in red under "
+              f"the value. "
               f"\u00b1 is half the width of the {esc(levels)} interval over videos (intervals stored with a result "
               f"keep their own method and level; otherwise percentile bootstrap: {esc(boot.resamples)} "
               f"resamples of per-video values, {esc(boot.set_resamples)} resamples of stored per-video features "

@@ -12,7 +12,7 @@ from dicetalk_bench import evaluate
 from dicetalk_bench.metrics.result import MetricResult
 from dicetalk_bench.reports.calibration import row_calibration
 from dicetalk_bench.reports.comparability import (MarkingConfig, clip_set, comparable_protocol, comparison_groups,
-                                                  mark_column)
+                                                  excluded_failure_rate, mark_column)
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, build_tables
 from dicetalk_bench.reports.render import tables_to_csv, tables_to_html, tables_to_latex, write_leaderboard
 from dicetalk_bench.reports.runs import find_runs
@@ -86,13 +86,32 @@ def test_row_with_more_failures_gets_no_mark_even_with_a_better_value():
     results = [fid(10.0), fid(12.0), fid(3.0, failed=CLIPS16[:2])]  # 12.5 % failed, best value
     marks, col = _marks(results)
     assert marks == ["best", "second", None]
-    assert "12.5% of its videos failed" in col.notes[2] and "(0.0%) + 1 points" in col.notes[2]
+    assert "12.5% of its videos failed and are left out" in col.notes[2] and "(0.0%) + 1 points" in col.notes[2]
     assert len(col.groups) == 1  # same clips attempted: compared, but not marked
     # within the allowed excess it competes; the excess is configurable
     assert _marks(results, max_failure_excess=0.2)[0] == ["second", None, "best"]
     assert _marks([fid(10.0, failed=CLIPS16[:1]), fid(3.0, failed=CLIPS16[:1])])[0] == ["second", "best"]
     with pytest.raises(ValueError, match="max_failure_excess"):
         MarkingConfig(max_failure_excess=2.0)
+
+
+def test_failures_counted_in_the_value_are_not_held_against_the_row_twice():
+    """Emotion accuracy counts a failed video as wrong (it keeps a per-video value of 0): such failures are in the
+    number already; only failures left out of the value (e.g. no label) count for the marking rule."""
+    ids = [f"v{i}" for i in range(10)]
+
+    def acc(correct: int, counted_wrong: int, left_out: int) -> MetricResult:
+        per_video = {c: float(k < correct) for k, c in enumerate(ids[: 10 - left_out])}
+        failed = ids[10 - left_out - counted_wrong:]
+        return MetricResult(key="emo-acc", value=100 * sum(per_video.values()) / len(per_video),
+                            higher_is_better=True, n_videos=len(per_video), per_video=per_video,
+                            failures={c: "no face" for c in failed}, clip_ids=tuple(ids))
+
+    a, b, c = acc(6, 0, 0), acc(7, 3, 0), acc(8, 0, 2)
+    assert excluded_failure_rate(a) == excluded_failure_rate(b) == 0.0 and b.failure_rate == 0.3
+    assert excluded_failure_rate(c) == 0.2
+    marks = list(mark_column("emo-acc", [a, b, c], True).marks)
+    assert marks == ["second", "best", None]  # b's failures are wrong answers in its 70 %; c left 2 videos out
 
 
 def test_failure_rate_shows_in_the_cell_and_the_rule_on_the_page(write_results, tmp_path):
