@@ -23,7 +23,7 @@ import numpy as np
 
 from dicetalk_bench.metrics.result import MetricResult
 from dicetalk_bench.reports.bootstrap import DEFAULT_LEVEL, bootstrap_mean_ci, bootstrap_set_ci
-from dicetalk_bench.reports.calibration import RowCalibration, row_calibration
+from dicetalk_bench.reports.calibration import RowCalibration, generator_problems, row_calibration
 from dicetalk_bench.reports.comparability import (Group, MarkingConfig, comparable_protocol, mark_column,
                                                   rank_marks)
 from dicetalk_bench.reports.runs import Run
@@ -223,15 +223,17 @@ def build_tables(runs: Sequence[Run], boot: BootstrapConfig = BootstrapConfig(),
         group = [r for r in runs if r.dataset == dataset]
         columns = build_columns(group)
         calibration = [row_calibration(run.results.values(), run.provenance) for run in group]
+        generator_ok = [not generator_problems(run.provenance)[0] for run in group]
         cells = [{c.key: cell_for(run.results.get(c.key), boot) for c in columns} for run in group]
         groups: dict[str, tuple[Group, ...]] = {}
         for c in columns:
             col = mark_column(c.key, [run.results.get(c.key) for run in group], c.higher_is_better, marking)
             groups[c.key] = col.groups
             several = len(col.groups) > 1
-            for row, cal, mark, label, note in zip(cells, calibration, col.marks, col.group_of, col.notes):
+            for row, gen_ok, mark, label, note in zip(cells, generator_ok, col.marks, col.group_of, col.notes):
+                # a cell is calibrated when its metric's extractors and the generator (if recorded) are
                 row[c.key] = dataclasses.replace(row[c.key], mark=mark, group=label if several else None, note=note,
-                                                 calibrated=row[c.key].calibrated and cal.calibrated)
+                                                 calibrated=row[c.key].calibrated and gen_ok)
         rows = tuple(Row(run.method, cal.calibrated, run.provenance, str(run.path), cell_row, cal)
                      for run, cal, cell_row in zip(group, calibration, cells))
         tables.append(Table(dataset, columns, rows, _glossary(columns, group), groups, marking))
