@@ -185,6 +185,8 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
         "features": "InceptionV3 pool3 (2048-d), torch-fidelity inception-v3-compat",
         "resize_mode": config.resize_mode, "crop": config.crop, "frame_stride": config.frame_stride,
         "input": "uint8 RGB frames decoded at the native fps", "pooling": "all kept frames of all videos",
+        "frame_size_rule": "each set's frames (after crop) resized to 299x299 by resize_mode, whatever their size; "
+                           "non-square frames are squashed unless crop=center",
         "reference_manifest_sha256": manifest, "n_reference_videos": len(ref_feats),
         "n_reference_frames": int(len(ref)), "reference_failed_clips": sorted(ref_fail), "forced_small_set": False,
     }
