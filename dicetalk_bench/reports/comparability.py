@@ -52,6 +52,12 @@ class MarkingConfig:
             raise ValueError(f"max_failure_excess must be in [0, 1], got {self.max_failure_excess}")
 
 
+def points(fraction: float) -> str:
+    """0.01 -> "1 percentage point", 0.05 -> "5 percentage points"."""
+    n = f"{fraction * 100:g}"
+    return f"{n} percentage point" + ("" if n == "1" else "s")
+
+
 def comparable_protocol(result: MetricResult) -> dict[str, Any]:
     """The JSON form of ``result.protocol`` without :data:`DESCRIPTIVE_PROTOCOL_KEYS`."""
     protocol = result.to_dict()["protocol"]
@@ -227,8 +233,7 @@ def mark_column(metric: str, results: Sequence[MetricResult | None], higher_is_b
         for i in valued:
             if i not in eligible:
                 notes[i] = (f"no mark: {rates[i]:.1%} of its videos failed and are left out of the value, more than "
-                            f"the lowest rate among compared rows ({lowest:.1%}) + {config.max_failure_excess * 100:g} "
-                            f"points")
+                            f"the lowest rate among compared rows ({lowest:.1%}) + {points(config.max_failure_excess)}")
         for i, mark in zip(eligible, rank_marks([results[i].value for i in eligible], higher_is_better)):
             marks[i] = mark
     return ColumnMarks(tuple(marks), tuple(group_of), tuple(notes), groups)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dicetalk_bench.fileutil import atomic_write_bytes
+from dicetalk_bench.reports.comparability import points
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, Cell, Table
 
 LEADERBOARD_SCHEMA = "dicetalk_bench.leaderboard"
@@ -177,9 +178,13 @@ def tables_to_latex(tables: Sequence[Table]) -> str:
                     s = f"\\textbf{{{s}}}"
                 elif cell.mark == "second":
                     s = f"\\underline{{{s}}}"
+                if cell.group is not None:
+                    s += f"\\textsuperscript{{{tex_escape(cell.group)}}}"
                 hw = half_width(cell)
                 if hw is not None:
                     s += f" {{\\scriptsize $\\pm$ {fmt(hw)}}}"
+                if cell.n_failures:
+                    s += f" {{\\scriptsize ({tex_escape(f'{cell.failure_rate:.1%}')} failed)}}"
                 cells.append(s)
             name = tex_escape(r.method) + ("$^\\dagger$" if not r.calibrated else
                                            "$^\\ddagger$" if r.calibration.pinned_by_user else "")
@@ -188,6 +193,13 @@ def tables_to_latex(tables: Sequence[Table]) -> str:
         parts.append("\\end{tabular}")
         if any(not r.calibrated for r in t.rows):
             parts.append(f"% $^\\dagger$ {UNCALIBRATED_NOTE}")
+        for c in t.columns:
+            groups = t.groups.get(c.key, ())
+            if len(groups) > 1:
+                parts.append(f"% {tex_escape(c.key.upper())}: marks compare rows within a group only; " + "; ".join(
+                    f"group {tex_escape(g.label)}: " + ", ".join(tex_escape(t.rows[i].method) for i in g.rows)
+                    + ("" if not g.differences else " (" + tex_escape("; ".join(g.differences)) + ")")
+                    for g in groups))
         if any(r.calibrated and r.calibration.pinned_by_user for r in t.rows):
             parts.append(f"% $^\\ddagger$ calibrated with weights {PINNED_NOTE} (hash not a published one)")
     return "\n".join(parts) + "\n"
@@ -367,7 +379,7 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
               f"is <b>bold</b> and the second best <u>underlined</u>, comparing only rows scored under the same "
               f"protocol, reference set, extractor weights and clip set (other rows are grouped, see the notes under "
               f"the table), and only rows whose share of failed videos left out of the value is at most the lowest "
-              f"compared row's + {esc(f'{excess * 100:g}')} points; the failed share of videos is shown in red under "
+              f"compared row's + {esc(points(excess))}; the failed share of videos is shown in red under "
               f"the value. "
               f"\u00b1 is half the width of the {esc(levels)} interval over videos (intervals stored with a result "
               f"keep their own method and level; otherwise percentile bootstrap: {esc(boot.resamples)} "

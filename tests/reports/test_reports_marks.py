@@ -86,7 +86,7 @@ def test_row_with_more_failures_gets_no_mark_even_with_a_better_value():
     results = [fid(10.0), fid(12.0), fid(3.0, failed=CLIPS16[:2])]  # 12.5 % failed, best value
     marks, col = _marks(results)
     assert marks == ["best", "second", None]
-    assert "12.5% of its videos failed and are left out" in col.notes[2] and "(0.0%) + 1 points" in col.notes[2]
+    assert "12.5% of its videos failed and are left out" in col.notes[2] and "(0.0%) + 1 percentage point" in col.notes[2]
     assert len(col.groups) == 1  # same clips attempted: compared, but not marked
     # within the allowed excess it competes; the excess is configurable
     assert _marks(results, max_failure_excess=0.2)[0] == ["second", None, "best"]
@@ -127,7 +127,9 @@ def test_failure_rate_shows_in_the_cell_and_the_rule_on_the_page(write_results, 
     assert rows["fails"]["failure_rate"] == 0.25 and rows["fails"]["n_attempted"] == 16
     page = (tmp_path / "lb" / "index.html").read_text()
     assert "25.0% failed" in page and "4/16 failed (25.0%)" in page
-    assert "lowest compared row's + 5 points" in page
+    assert "lowest compared row's + 5 percentage points" in page
+    tex = (tmp_path / "lb" / "results.tex").read_text()
+    assert "3 {\\scriptsize (25.0\\% failed)}" in tex
     assert "fid_failure_rate" in (tmp_path / "lb" / "results.csv").read_text()
 
 
@@ -139,6 +141,8 @@ def test_groups_are_named_on_the_page(write_results, tmp_path):
     page = tables_to_html(tables, BOOT)
     assert "differs from A: fid.resize_mode: tf1 vs pytorch-fid; clip set: 16 vs 3 clips" in page
     assert '<sup class="grp">B</sup>' in page
+    tex = tables_to_latex(tables)
+    assert "5\\textsuperscript{B}" in tex and "group B: ptfid (fid.resize\\_mode: tf1 vs pytorch-fid" in tex
     doc = json.loads(json.dumps({"g": tables[0].groups["fid"][1].differences}))
     assert doc["g"][0].startswith("fid.resize_mode")
 
