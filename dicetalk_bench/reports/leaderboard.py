@@ -5,8 +5,8 @@ MetricResult also records; a disagreement between the two is an error), or, for 
 know, the results files themselves (which must then agree with each other).
 
 Marks (:mod:`.comparability`): per column, rows are compared only within groups of equal protocol, reference set,
-extractor weights and generated clip set; within a group, among the rows whose failure rate is at most the group's
-lowest + ``MarkingConfig.max_failure_excess``, every row whose value equals the best value is ``"best"``, every
+extractor weights and generated clip set; within a group, among the rows whose share of failed videos left out of
+the value is at most the group's lowest + ``MarkingConfig.max_failure_excess``, every row whose value equals the best value is ``"best"``, every
 row equal to the next distinct value is ``"second"`` (:func:`rank_marks`); rows without a value, rows alone in
 their group and rows with too many failures are unmarked. Row calibration: :mod:`.calibration`.
 """
