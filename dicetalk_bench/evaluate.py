@@ -75,6 +75,16 @@ def _level(text: str) -> float:
 
 
 
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {v}")
+    return v
+
+
 def build_score_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dicetalk_bench.evaluate",
@@ -135,6 +145,9 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
                         "one recomputation of the metric)")
     p.add_argument("--level", type=_level, default=0.95, help="confidence level of the intervals")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--max-failure-excess", type=_fraction, default=0.01,
+                   help="best/second marks go only to rows whose failure rate is at most the lowest compared row's "
+                        "+ this (0.01 = one percentage point); recorded on the page")
     p.add_argument("--title", default="dicetalk_bench leaderboard")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -147,15 +160,17 @@ def _setup_logging(verbose: bool) -> None:
 
 # ------------------------------------------------------------------------------------------------------- leaderboard
 def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, set_resamples: int = 100,
-                    level: float = 0.95, seed: int = 0, title: str = "dicetalk_bench leaderboard") -> dict[str, Path]:
+                    level: float = 0.95, seed: int = 0, title: str = "dicetalk_bench leaderboard",
+                    max_failure_excess: float = 0.01) -> dict[str, Path]:
     """Read every results file under ``results_dir`` and write the leaderboard files into ``out_dir``."""
-    from dicetalk_bench.reports.leaderboard import BootstrapConfig, build_tables
+    from dicetalk_bench.reports.leaderboard import BootstrapConfig, MarkingConfig, build_tables
     from dicetalk_bench.reports.render import write_leaderboard
     from dicetalk_bench.reports.runs import find_runs
 
     boot = BootstrapConfig(resamples=resamples, set_resamples=set_resamples, level=level, seed=seed)
+    marking = MarkingConfig(max_failure_excess=max_failure_excess)
     runs = find_runs(results_dir, load_features=set_resamples > 0)
-    paths = write_leaderboard(build_tables(runs, boot), out_dir, boot, title=title)
+    paths = write_leaderboard(build_tables(runs, boot, marking), out_dir, boot, title=title)
     logger.info("leaderboard of %d results files written to %s", len(runs), paths["html"])
     return paths
 
@@ -168,7 +183,8 @@ def _cmd_leaderboard(argv: list[str]) -> int:
 
     try:
         run_leaderboard(args.results, args.out, resamples=args.resamples, set_resamples=args.set_resamples,
-                        level=args.level, seed=args.seed, title=args.title)
+                        level=args.level, seed=args.seed, title=args.title,
+                        max_failure_excess=args.max_failure_excess)
     except (FileNotFoundError, ResultFormatError, LeaderboardError) as exc:
         logger.error("%s", exc)
         return 1
@@ -247,7 +263,7 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
     import numpy as np
 
     from dicetalk_bench import media
-    from dicetalk_bench.reports.provenance import tree_sha256
+    from dicetalk_bench.reports.provenance import checkpoint_weights, tree_sha256
     from dicetalk_bench.reports.runs import safe_file_stem
 
     from tqdm.auto import tqdm
@@ -285,7 +301,7 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
             _link_or_copy(processed / row["video"], reference / f"{row['clip_id']}.mp4")
     record = {"path": str(folder), "sha256": tree_sha256(folder), "n_test_clips": len(rows), "n_generated": n_ok,
               "generation_failures": failures, "sample_steps": cfg.sample_steps, "fps": GENERATED_FPS,
-              "processed": str(processed)}
+              "processed": str(processed), "weights": checkpoint_weights(folder)}
     return gen_dir, reference, record
 
 

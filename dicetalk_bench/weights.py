@@ -512,23 +512,43 @@ def _hash_of(entry: WeightsEntry, path: Path) -> str:
 # --------------------------------------------------------------------------------------------------------------
 # User pins
 # --------------------------------------------------------------------------------------------------------------
+PINS_VERSION = 2  # version 1 pins have no "calibrated" field and are read as calibrated=False
+
+
 def read_pins() -> dict[str, dict[str, Any]]:
-    """The user pins ``{key: {"sha256", "file", "pinned_at"}}`` from :func:`pins_path` (empty if none)."""
+    """The user pins ``{key: {"sha256", "file", "pinned_at", "calibrated", "by"}}`` from :func:`pins_path` (empty
+    if none)."""
     pins = _load_json(pins_path()).get("pins", {})
     return pins if isinstance(pins, dict) else {}
 
 
-def pin(key: str, sha256: str, file: str | os.PathLike) -> Path:
-    """Record ``sha256`` as the user's pin for an entry that has no official hash; returns the pin file."""
+def pin_calibrates(user_pin: Mapping[str, Any]) -> bool:
+    """Whether a user pin makes a matching file count as calibrated: only a pin the user recorded as verified
+    (``verify --pin``, or ``convert`` of a calibrated source) does; version 1 pins, which did not say, do not."""
+    return user_pin.get("calibrated") is True
+
+
+def pin(key: str, sha256: str, file: str | os.PathLike, *, calibrated: bool = True, by: str = "verify --pin",
+        source_sha256: str | None = None) -> Path:
+    """Record ``sha256`` as the user's pin for an entry that has no official hash; returns the pin file.
+
+    ``calibrated=True`` (``verify --pin``): the user verified the file, so results made with a file of this hash
+    count as calibrated, labelled "pinned by user". ``convert`` records its output with the calibration of its
+    source (``source_sha256``). Replaces an earlier pin of ``key``.
+    """
     entry = get_entry(key)
     if entry.sha256 is not None:
         raise WeightsError(f"{key} has an official sha256 ({entry.sha256}); user pins are only for unpinned entries")
     target = pins_path()
     data = _load_json(target)
     pins = data.get("pins") if isinstance(data.get("pins"), dict) else {}
-    pins[key] = {"sha256": sha256, "file": str(file),
-                 "pinned_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    atomic_write_bytes(target, json.dumps({"version": 1, "pins": pins}, indent=2, sort_keys=True).encode())
+    record: dict[str, Any] = {"sha256": sha256, "file": str(file), "calibrated": bool(calibrated), "by": by,
+                              "pinned_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if source_sha256 is not None:
+        record["source_sha256"] = source_sha256
+    pins[key] = record
+    atomic_write_bytes(target, json.dumps({"version": PINS_VERSION, "pins": pins}, indent=2,
+                                          sort_keys=True).encode())
     return target
 
 
@@ -539,8 +559,9 @@ def pin(key: str, sha256: str, file: str | os.PathLike) -> Path:
 class ResolvedWeights:
     """A located, hash-checked weights file or folder.
 
-    ``calibrated`` is True only when ``sha256`` equals the official pinned hash, i.e. scores computed with it are
-    comparable with the published ones. ``verified_by`` says what the hash was checked against:
+    ``calibrated`` is True when ``sha256`` equals the official pinned hash (``pinned_by="published"``), or a hash
+    the user pinned as verified with ``verify --pin`` (``pinned_by="user"``: labelled "pinned by user" in reports,
+    since the hash is not a published one). ``verified_by`` says what the hash was checked against:
     ``"official"``, ``"user-pin"`` (pins.json) or ``"unverified"`` (accepted with ``allow_unverified``).
     """
 
@@ -549,11 +570,12 @@ class ResolvedWeights:
     sha256: str
     calibrated: bool
     verified_by: str = "official"
+    pinned_by: str | None = "published"  # "published" | "user" | None (unverified)
 
     def record(self) -> dict[str, Any]:
         """What every result file and checkpoint stores about the weights it used."""
         return {"key": self.key, "file": str(self.path), "sha256": self.sha256, "calibrated": self.calibrated,
-                "verified_by": self.verified_by}
+                "verified_by": self.verified_by, "pinned_by": self.pinned_by}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -624,7 +646,7 @@ def _check(entry: WeightsEntry, found: Path, place: _Place, allow_unverified: bo
         user = read_pins().get(entry.key, {})
         expected = user.get("sha256") if isinstance(user, dict) else None
         if expected == actual:
-            return ResolvedWeights(entry.key, found, actual, False, "user-pin")
+            return ResolvedWeights(entry.key, found, actual, pin_calibrates(user), "user-pin", "user")
         against = f"your pin in {pins_path()}" if expected else None
     if place.official and expected is not None:
         raise WeightsHashMismatchError(
@@ -635,7 +657,7 @@ def _check(entry: WeightsEntry, found: Path, place: _Place, allow_unverified: bo
     if allow_unverified:
         logger.warning("using unverified weights %s for %r (sha256 %s): results are marked uncalibrated",
                        found, entry.key, actual)
-        return ResolvedWeights(entry.key, found, actual, False, "unverified")
+        return ResolvedWeights(entry.key, found, actual, False, "unverified", None)
     if expected is not None:
         raise WeightsHashMismatchError(
             f"weights {entry.key!r}: {found} has sha256 {actual} but {against} is {expected}; pass "
@@ -1017,7 +1039,8 @@ def convert(key: str, src: str | os.PathLike, out: str | os.PathLike, *, trust_p
     with atomic_path(out, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     if entry.sha256 is None:
-        pin(key, file_sha256(out), out)
+        pin(key, file_sha256(out), out, calibrated=src_resolved.calibrated, by="convert",
+            source_sha256=src_resolved.sha256)
     return out
 
 
@@ -1027,17 +1050,18 @@ def convert(key: str, src: str | os.PathLike, out: str | os.PathLike, *, trust_p
 @dataclasses.dataclass(frozen=True)
 class VerifyResult:
     key: str
-    status: str           # calibrated | user-pinned | unpinned | mismatch | missing | incomplete
+    status: str  # calibrated | user-pinned | user-pinned-uncalibrated | unpinned | mismatch | missing | incomplete
     path: Path | None
     sha256: str | None
     detail: str = ""
 
 
-def verify(key: str) -> VerifyResult:
-    """Hash what is present for ``key`` (where :func:`resolve` would find it) and classify it; never raises for
-    missing or mismatching files."""
+def verify(key: str, path: str | os.PathLike | None = None) -> VerifyResult:
+    """Hash what is present for ``key`` (at ``path``, else where :func:`resolve` would find it) and classify it;
+    never raises for missing or mismatching files. A user pin recorded without verification (``convert`` of an
+    unverified source, or a version 1 pin) is ``user-pinned-uncalibrated``."""
     entry = get_entry(key)
-    found = find(key)
+    found = find(key, path)
     if found is None:
         return VerifyResult(key, "missing", None, None, entry.fetch_hint())
     try:
@@ -1053,8 +1077,30 @@ def verify(key: str) -> VerifyResult:
     if user_sha is None:
         return VerifyResult(key, "unpinned", found, actual, f"record it with: verify {key} --pin")
     if user_sha == actual:
-        return VerifyResult(key, "user-pinned", found, actual)
+        if pin_calibrates(user):
+            return VerifyResult(key, "user-pinned", found, actual, "calibrated, pinned by user")
+        return VerifyResult(key, "user-pinned-uncalibrated", found, actual,
+                            f"pinned by {user.get('by', 'an older version')} without verification; "
+                            f"verify {key} --pin to count it as calibrated")
     return VerifyResult(key, "mismatch", found, actual, f"your pin is {user_sha}")
+
+
+def pin_present(key: str, path: str | os.PathLike | None = None) -> VerifyResult:
+    """``verify --pin KEY [PATH]``: record the hash of the file for ``key`` (at ``path``, else where
+    :func:`resolve` finds it) as the user's verified pin, so results made with it count as calibrated ("pinned by
+    user"). Entries with an official sha256 are not pinned (their status is returned unchanged); a file that
+    differs from an earlier user pin replaces it (logged)."""
+    res = verify(key, path)
+    if get_entry(key).sha256 is not None or res.sha256 is None or res.path is None:
+        return res
+    if res.status == "user-pinned":
+        return res
+    old = read_pins().get(key, {})
+    if res.status == "mismatch" and isinstance(old, dict):
+        logger.warning("replacing your pin of %r (%s) by the hash of %s (%s)", key, old.get("sha256"), res.path,
+                       res.sha256)
+    target = pin(key, res.sha256, res.path)
+    return dataclasses.replace(res, status="user-pinned", detail=f"calibrated, pinned by user in {target}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1071,10 +1117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="table of every entry: file, pinned?, present?, calibrated?, licence")
     p.add_argument("--json", action="store_true", help="print the registry as JSON instead")
     p.add_argument("--no-hash", action="store_true", help="do not hash present files (calibrated? shows '?')")
-    p = sub.add_parser("verify", help="hash what is present; exit 1 on a mismatch or a requested key missing")
-    p.add_argument("keys", nargs="*", help="keys (default: all)")
+    p = sub.add_parser("verify", help="hash what is present; exit 1 on a mismatch or a requested key missing",
+                       usage="%(prog)s [KEY ...] | --pin KEY [PATH] | --pin [KEY ...]")
+    p.add_argument("keys", nargs="*", help="keys (default: all); with --pin, KEY PATH pins the file at PATH")
     p.add_argument("--pin", action="store_true",
-                   help=f"record the hash of present unpinned files in $DICETALK_BENCH_WEIGHTS_DIR/{PINS_FILENAME}")
+                   help=f"record the hash of your verified copy of unpinned entries in the user pin file "
+                        f"$DICETALK_BENCH_WEIGHTS_DIR/{PINS_FILENAME}: results made with it count as calibrated "
+                        f"('pinned by user')")
     p = sub.add_parser("fetch", help="download files with a hash check into $DICETALK_BENCH_WEIGHTS_DIR")
     p.add_argument("keys", nargs="+")
     p.add_argument("--force", action="store_true", help="download even if a valid file is present")
@@ -1113,22 +1162,29 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if found is None or args.no_hash:
             cal = "-" if found is None else "?"
         else:
-            cal = {"calibrated": "yes", "mismatch": "MISMATCH"}.get(verify(key).status, "no")
+            cal = {"calibrated": "yes", "user-pinned": "yes (pinned by user)",
+                   "mismatch": "MISMATCH"}.get(verify(key).status, "no")
         rows.append((key, e.filename + ("/" if e.kind == "folder" else ""), "yes" if e.sha256 else "no",
                      "yes" if found else "no", cal, _short(e.licence)))
     sys.stdout.write(_table(rows) + "\n")
     return 0
 
 
+def _verify_targets(items: Sequence[str], pin_mode: bool) -> list[tuple[str, str | None]]:
+    """(key, path) pairs of ``verify``: every argument is a key, except ``--pin KEY PATH`` (a second argument that
+    is not a registry key is the path of the file to pin)."""
+    if pin_mode and len(items) == 2 and items[1] not in REGISTRY:
+        get_entry(items[0])
+        return [(items[0], items[1])]
+    return [(get_entry(k).key, None) for k in items] if items else [(k, None) for k in REGISTRY]
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
-    keys = args.keys or list(REGISTRY)
+    targets = _verify_targets(args.keys, args.pin)
     rc = 0
     rows = [("key", "status", "sha256", "path / detail")]
-    for key in keys:
-        res = verify(key)
-        if args.pin and res.status == "unpinned" and res.sha256 and res.path:
-            pin(key, res.sha256, res.path)
-            res = dataclasses.replace(res, status="user-pinned", detail=f"pinned in {pins_path()}")
+    for key, path in targets:
+        res = pin_present(key, path) if args.pin else verify(key, path)
         if res.status in ("mismatch", "incomplete") or (args.keys and res.status == "missing"):
             rc = 1
         rows.append((key, res.status, res.sha256 or "-", f"{res.path or ''} {res.detail}".strip()))

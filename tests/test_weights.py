@@ -150,7 +150,7 @@ def test_official_file_with_pinned_hash_is_calibrated(env: types.SimpleNamespace
         r = W.resolve("toy")
     assert (r.key, r.path, r.sha256, r.calibrated, r.verified_by) == ("toy", path, GOOD_SHA, True, "official")
     assert r.record() == {"key": "toy", "file": str(path), "sha256": GOOD_SHA, "calibrated": True,
-                          "verified_by": "official"}
+                          "verified_by": "official", "pinned_by": "published"}
     json.dumps(r.record())  # results files store it as JSON
 
 
@@ -193,7 +193,9 @@ def test_unpinned_entry_needs_allow_unverified_or_a_user_pin(env: types.SimpleNa
         assert pin_file == env.wdir / "pins.json"
         assert json.loads(pin_file.read_text())["pins"]["toy"]["sha256"] == sha
         r = W.resolve("toy")
-        assert (r.calibrated, r.verified_by, r.sha256) == (False, "user-pin", sha)
+        # the user verified the file: results made with it are calibrated, labelled as pinned by the user
+        assert (r.calibrated, r.verified_by, r.sha256) == (True, "user-pin", sha)
+        assert r.record()["pinned_by"] == "user" and r.record()["calibrated"] is True
         # a changed file no longer matches the user's pin: refused at the official location
         time.sleep(0.01)
         path.write_bytes(b"changed release")
@@ -477,7 +479,10 @@ def test_convert_pickled_model_to_safetensors_then_resolve(env: types.SimpleName
         assert meta["dicetalk_bench.source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
         assert meta["dicetalk_bench.source_calibrated"] == "False"
         r = W.resolve("pkl")  # found in the weights dir, verified against the pin convert recorded
+        # the source was unverified, so the converted file is pinned but not calibrated
         assert (r.path, r.verified_by, r.calibrated) == (out, "user-pin", False)
+        assert W.read_pins()["pkl"]["source_sha256"] == meta["dicetalk_bench.source_sha256"]
+        assert W.verify("pkl").status == "user-pinned-uncalibrated"
         net = _tiny_net(0)
         net.load_state_dict(W.load_state_dict(r))
         x = torch.randn(2, 4)
@@ -557,7 +562,7 @@ def test_cli_list_and_verify(env: types.SimpleNamespace, capsys: pytest.CaptureF
     assert "unpinned" in capsys.readouterr().out
     assert W.main(["verify", "i3d-400", "--pin"]) == 0
     assert W.read_pins()["i3d-400"]["sha256"] == hashlib.sha256(b"user's i3d").hexdigest()
-    assert W.resolve("i3d-400").verified_by == "user-pin"
+    assert W.resolve("i3d-400").verified_by == "user-pin" and W.resolve("i3d-400").calibrated
     _write(env.wdir / "syncnet_v2.model", b"truncated download")
     assert W.main(["verify", "syncnet", "i3d-400"]) == 1
     out = capsys.readouterr().out
@@ -609,3 +614,49 @@ def test_real_random_builders_round_trip_through_resolve(env: types.SimpleNamesp
     home = W.torch_hub_dir_for(["fan-2d", "s3fd"], allow_unverified=True)
     assert sorted(p.name for p in (home / "hub" / "checkpoints").iterdir()) == sorted(
         W.REGISTRY[k].filename for k in ("fan-2d", "s3fd"))
+
+
+def test_verify_pin_key_path_pins_a_file_outside_the_weights_dir(env: types.SimpleNamespace,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    mine = _write(env.user / "my_i3d.pt", b"my verified i3d")
+    sha = hashlib.sha256(b"my verified i3d").hexdigest()
+    assert W.resolve("i3d-400", mine, allow_unverified=True).calibrated is False  # before the pin
+    assert W.main(["verify", "--pin", "i3d-400", str(mine)]) == 0
+    assert "user-pinned" in capsys.readouterr().out
+    pins = json.loads(W.pins_path().read_text())
+    assert pins["version"] == W.PINS_VERSION and pins["pins"]["i3d-400"]["sha256"] == sha
+    assert pins["pins"]["i3d-400"]["calibrated"] is True and pins["pins"]["i3d-400"]["file"] == str(mine)
+    r = W.resolve("i3d-400", mine)  # no --allow-unverified needed, and calibrated ("pinned by user")
+    assert (r.calibrated, r.verified_by, r.pinned_by) == (True, "user-pin", "user")
+    # a copy with other bytes is not covered by the pin
+    other = _write(env.user / "other.pt", b"someone else's i3d")
+    assert not W.resolve("i3d-400", other, allow_unverified=True).calibrated
+    # entries with a published sha256 cannot be pinned by a user; an unknown key is an error naming it
+    _write(env.wdir / "syncnet_v2.model", b"not the official syncnet")
+    assert W.main(["verify", "--pin", "syncnet"]) == 1  # stays a mismatch
+    assert "syncnet" not in W.read_pins()
+    assert W.main(["verify", "--pin", "no-such-key", str(mine)]) == 2
+
+
+def test_version_1_pins_do_not_count_as_calibrated(env: types.SimpleNamespace) -> None:
+    path = _write(env.wdir / "toy.pth", b"old pin")
+    sha = hashlib.sha256(b"old pin").hexdigest()
+    W.pins_path().write_text(json.dumps({"version": 1, "pins": {"toy": {"sha256": sha, "file": str(path)}}}))
+    with W.registry_override([_entry(sha256=None)]):
+        r = W.resolve("toy")
+        assert (r.verified_by, r.calibrated) == ("user-pin", False)
+        assert W.verify("toy").status == "user-pinned-uncalibrated"
+        assert W.pin_present("toy").status == "user-pinned"  # verify --pin: the user now says it is verified
+        assert W.resolve("toy").calibrated
+
+
+def test_convert_of_a_user_verified_source_is_calibrated(env: types.SimpleNamespace) -> None:
+    src = env.wdir / "model.pt"
+    torch.save(_tiny_net(3), src)
+    entry = _entry("pkl", filename="model.pt", sha256=None, pickled=True, converted_filename="model.safetensors")
+    with W.registry_override([entry]):
+        assert W.pin_present("pkl", src).status == "user-pinned"
+        out = W.convert("pkl", src, env.wdir / "model.safetensors", trust_pickle=True)
+        r = W.resolve("pkl", out)
+        assert (r.calibrated, r.pinned_by) == (True, "user")
+        assert W.read_pins()["pkl"]["by"] == "convert"

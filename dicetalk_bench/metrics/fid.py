@@ -183,10 +183,16 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
         "features": "InceptionV3 pool3 (2048-d), torch-fidelity inception-v3-compat",
         "resize_mode": config.resize_mode, "crop": config.crop, "frame_stride": config.frame_stride,
         "input": "uint8 RGB frames decoded at the native fps", "pooling": "all kept frames of all videos",
-        "videos_dir": str(videos.root), "reference_dir": str(reference.root), "reference_manifest_sha256": manifest,
-        "n_reference_videos": len(ref_feats), "n_reference_frames": int(len(ref)),
-        "reference_failures": ref_fail, "forced_small_set": False, "failure_policy": EXCLUDE,
+        "frame_size_rule": "each set's frames (after crop) resized to 299x299 by resize_mode, whatever their size; "
+                           "non-square frames are squashed unless crop=center",
+        "reference_manifest_sha256": manifest, "n_reference_videos": len(ref_feats),
+        "n_reference_frames": int(len(ref)), "reference_failed_clips": sorted(ref_fail), "forced_small_set": False,
+        "failure_policy": EXCLUDE,
     }
+    # where the sets were read from and why reference videos failed: provenance, not protocol (it does not change
+    # the number; the reference set is identified by its content hash above)
+    run_extra: dict[str, Any] = {"videos_dir": str(videos.root), "reference_dir": str(reference.root),
+                                 "reference_failures": dict(ref_fail)}
     failed = gen_fail
     fields = failed.result_fields(videos.clip_ids)
     results = []
@@ -204,9 +210,9 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
         results.append(MetricResult(
             key=FID, value=value, higher_is_better=False, n_videos=len(gen_feats), n_frames=int(len(gen)),
             protocol=protocol | {"covariance_ddof": 1, "frechet": "float64 eigh (metrics.md §2.3)",
-                                 "raw_value": raw, "forced_small_set": bool(small)},
-            extractors=(record,), extra={"failure_counts": failed.counts()}, features=gen_feats,
-            reference_features=ref_feats, **fields))
+                                 "forced_small_set": bool(small)},
+            extractors=(record,), extra=run_extra | {"raw_value": raw, "failure_counts": failed.counts()},
+            features=gen_feats, reference_features=ref_feats, **fields))
     if KID in metrics:
         subset = config.kid_subset_size
         small = min(len(gen), len(ref)) < subset
@@ -222,7 +228,7 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
             key=KID, value=kid.mean, higher_is_better=False, n_videos=len(gen_feats), n_frames=int(len(gen)),
             protocol=protocol | {"kernel": "(x.y/d + 1)^3", "subset_size": kid.subset_size,
                                  "n_subsets": kid.n_subsets, "seed": config.seed, "forced_small_set": bool(small)},
-            extractors=(record,), extra={"std": kid.std, "failure_counts": failed.counts()},
+            extractors=(record,), extra=run_extra | {"std": kid.std, "failure_counts": failed.counts()},
             features=gen_feats, reference_features=ref_feats, **fields))
     return results
 

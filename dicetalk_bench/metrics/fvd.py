@@ -237,14 +237,18 @@ def compute_fvd(videos: VideoSet, reference: VideoSet, *, config: FVDConfig = FV
     if raw < 0:
         logger.info("FVD raw value %.6g < 0 from round-off; reported as 0", raw)
     protocol = _protocol_key(config) | {
-        "embedding": "Kinetics-400 logits averaged over time", "n_generated_clips": int(len(gen)),
-        "n_reference_clips": int(len(ref)), "n_reference_videos": len(ref_feats), "reference_failures": ref_fail,
-        "reference_manifest_sha256": manifest, "videos_dir": str(videos.root), "reference_dir": str(reference.root),
-        "covariance_ddof": 1, "frechet": "float64 eigh (metrics.md §2.3)", "raw_value": raw,
-        "forced_small_set": bool(small), "failure_policy": EXCLUDE}
+        "embedding": "Kinetics-400 logits averaged over time",
+        "n_reference_clips": int(len(ref)), "n_reference_videos": len(ref_feats),
+        "reference_failed_clips": sorted(ref_fail), "reference_manifest_sha256": manifest,
+        "covariance_ddof": 1, "frechet": "float64 eigh (metrics.md §2.3)", "forced_small_set": bool(small),
+        "failure_policy": EXCLUDE}
+    # paths, failure reasons and the raw value describe this run, not the protocol (they do not change the number)
+    run_extra = {"videos_dir": str(videos.root), "reference_dir": str(reference.root),
+                 "reference_failures": dict(ref_fail), "n_generated_clips": int(len(gen)), "raw_value": raw,
+                 "failure_counts": gen_fail.counts()}
     return MetricResult(key=FVD, value=max(raw, 0.0), higher_is_better=False, n_videos=len(gen_feats),
                         n_clips=int(len(gen)), protocol=protocol, extractors=(record,),
-                        extra={"failure_counts": gen_fail.counts()}, features=gen_feats, reference_features=ref_feats,
+                        extra=run_extra, features=gen_feats, reference_features=ref_feats,
                         **gen_fail.result_fields(videos.clip_ids))
 
 

@@ -154,7 +154,8 @@ class MetricResult:
 
     @property
     def calibrated(self) -> bool:
-        """True only if every extractor's weights are the official files (comparable with published numbers)."""
+        """True only if every extractor's weights are calibrated: the published files, or files the user pinned as
+        verified (``weights verify --pin``; records say ``"pinned_by": "user"``)."""
         return all(bool(e.get("calibrated", False)) for e in self.extractors)
 
     def to_dict(self) -> dict[str, Any]:

@@ -204,6 +204,7 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
     without a true emotion cannot be judged and is left out (kind ``no-label``, counted in the failure rate).
     """
     from dicetalk_bench import media
+    from dicetalk_bench.fileutil import sha256_file
     from dicetalk_bench.metrics.emotion import score_emotion
     from dicetalk_bench.metrics.video_set import list_videos
 
@@ -227,12 +228,16 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
             c = attempt(failed, entry.clip_id, lambda: face_crops(entry.path), what="emo-acc")
             if c is not None:
                 crops[entry.clip_id] = c
+    labels_file = request.option(EMO_ACC, "labels")
     protocol = {"classifier": description, "aggregation": aggregation,
                 "input": f"square face crop (crop_scale x larger box side) -> {size}, RGB",
-                "crop_scale": scale, "labels": request.option(EMO_ACC, "labels") or "parsed from clip id",
+                "crop_scale": scale, "labels": "JSON file (clip id -> emotion)" if labels_file else "parsed from clip id",
                 "failure_policy": COUNT_AS_WRONG}
     predictions: dict[str, str] = {}
     extra: dict[str, Any] = {}
+    if labels_file:  # the file's content changes the number, its path does not
+        protocol["labels_sha256"] = sha256_file(labels_file)
+        extra["labels_file"] = str(labels_file)
     if crops:
         if own:
             from dicetalk_bench.metrics.emotion_train import score_speaker_normalised
@@ -240,6 +245,11 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
             speakers, source = _speakers(request, list(crops))
             acc = score_speaker_normalised(clf, crops, {k: truth[k] for k in crops}, speakers,
                                            aggregation=aggregation)
+            speakers_file = request.option(EMO_ACC, "speakers")
+            if speakers_file:
+                source = "JSON file (clip id -> speaker)"
+                protocol["speakers_sha256"] = sha256_file(speakers_file)
+                extra["speakers_file"] = str(speakers_file)
             protocol |= {"speaker_normalisation": "mean feature of each speaker's videos subtracted",
                          "speakers": source, "own_protocol": clf.meta.get("input", {}),
                          "own_test_metrics": clf.meta.get("test_metrics")}
@@ -248,8 +258,8 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
         for cid, reason in acc.failures.items():  # the classifiers leave out only videos without face frames
             failed.add(cid, NO_FACE, reason)
         predictions = dict(acc.predictions)
-        extra = {"per_class": dict(acc.per_class), "confusion": acc.confusion.tolist(),
-                 "labels_order": list(acc.per_class)}
+        extra |= {"per_class": dict(acc.per_class), "confusion": acc.confusion.tolist(),
+                  "labels_order": list(acc.per_class)}
     judged = sorted(cid for cid in truth if cid in predictions or cid in failed)
     per_video = {cid: float(predictions.get(cid) == truth[cid]) for cid in judged}
     value = 100.0 * sum(per_video.values()) / len(judged) if judged else None
@@ -263,7 +273,8 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
 # ------------------------------------------------------------------------------------------------ paired metrics
 def _paired(request: ScoreRequest, key: str, higher: bool, per_pair: Callable[[Any], float],
             protocol: Mapping[str, Any], extractors: tuple = ()) -> list[MetricResult]:
-    from dicetalk_bench.metrics.video_set import list_videos, pair_videos, read_pair
+    from dicetalk_bench.metrics.video_set import (FRAME_SIZE_RULE, list_videos, pair_videos,
+                                                  pairs_reference_sha256, read_pair)
 
     if request.reference is None:
         raise ValueError(f"{key} is a paired metric: pass --reference DIR with the ground-truth videos")
@@ -292,7 +303,10 @@ def _paired(request: ScoreRequest, key: str, higher: bool, per_pair: Callable[[A
     return [MetricResult(key=key, value=value, higher_is_better=higher, n_videos=len(per_video), n_frames=n_frames,
                          protocol=dict(protocol) | {"pairing": "video_set pairing rule (docs/metrics.md)",
                                                     "aggregation": "mean over frames, then mean over videos",
-                                                    "failure_policy": EXCLUDE},
+                                                    "failure_policy": EXCLUDE,
+                                                    "reference_sha256": pairs_reference_sha256(pairing),
+                                                    "frame_size_rule": FRAME_SIZE_RULE,
+                                                    "reference_resized": bool(resized)},
                          extractors=extractors, per_video=per_video,
                          extra={"dropped_frames": dropped, "resized_reference": resized,
                                 "unmatched_reference": list(pairing.unmatched_reference),

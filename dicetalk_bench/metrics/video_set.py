@@ -123,6 +123,21 @@ def pair_videos(generated: VideoSet, reference: VideoSet) -> Pairing:
     return Pairing(pairs, missing, unmatched)
 
 
+# Rule 3 as recorded in the protocol of every paired metric (``frame_size_rule``).
+FRAME_SIZE_RULE = "reference resized to the generated frame size (bilinear, antialiased, rounded to uint8)"
+
+
+def pairs_reference_sha256(pairing: Pairing) -> str:
+    """Content hash of the reference side of ``pairing``: sha256 over ``"<clip id>\t<file sha256>\n"`` of every
+    paired reference video in clip-id order (the reference set a paired metric was scored against)."""
+    from dicetalk_bench.fileutil import sha256_file
+
+    h = hashlib.sha256()
+    for _, ref in sorted(pairing.pairs, key=lambda p: p[0].clip_id):
+        h.update(f"{ref.clip_id}\t{sha256_file(ref.path)}\n".encode())
+    return h.hexdigest()
+
+
 @dataclasses.dataclass(frozen=True)
 class PairedFrames:
     """Aligned frames of one pair: ``generated`` and ``reference`` (T, H, W, 3) uint8 with equal shapes."""

@@ -4,8 +4,11 @@ Directions come from data, never from a template: the metric registry's ``higher
 MetricResult also records; a disagreement between the two is an error), or, for a metric the registry does not
 know, the results files themselves (which must then agree with each other).
 
-Marks (:func:`rank_marks`): per column, every row whose value equals the best value is ``"best"``, every row
-equal to the next distinct value is ``"second"``; rows without a value are unmarked.
+Marks (:mod:`.comparability`): per column, rows are compared only within groups of equal protocol, reference set,
+extractor weights and generated clip set; within a group, among the rows whose share of failed videos left out of
+the value is at most the group's lowest + ``MarkingConfig.max_failure_excess``, every row whose value equals the best value is ``"best"``, every
+row equal to the next distinct value is ``"second"`` (:func:`rank_marks`); rows without a value, rows alone in
+their group and rows with too many failures are unmarked. Row calibration: :mod:`.calibration`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ import numpy as np
 
 from dicetalk_bench.metrics.result import MetricResult
 from dicetalk_bench.reports.bootstrap import DEFAULT_LEVEL, bootstrap_mean_ci, bootstrap_set_ci
+from dicetalk_bench.reports.calibration import RowCalibration, generator_problems, row_calibration
+from dicetalk_bench.reports.comparability import (Group, MarkingConfig, comparable_protocol, mark_column,
+                                                  rank_marks)
 from dicetalk_bench.reports.runs import Run
+
+__all__ = ["ARROWS", "BootstrapConfig", "Cell", "Column", "LeaderboardError", "MarkingConfig", "Row", "Table",
+           "build_columns", "build_tables", "cell_for", "rank_marks", "set_statistic"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +71,11 @@ class Cell:
     n_failures: int = 0
     mark: str | None = None  # "best" | "second" | None
     calibrated: bool = True
+    ci_level: float | None = None  # the level the interval was computed at (None without an interval)
+    failure_rate: float = 0.0  # failed / attempted videos, in [0, 1]
+    n_attempted: int = 0
+    group: str | None = None  # comparison group label ("A", "B", ...) where the column has more than one group
+    note: str | None = None  # why the cell has no mark, when it has a value but none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +85,7 @@ class Row:
     provenance: Mapping[str, Any]
     source: str  # results file the row comes from
     cells: Mapping[str, Cell]
+    calibration: RowCalibration = RowCalibration()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,24 +94,8 @@ class Table:
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
     glossary: Mapping[str, list[dict[str, Any]]]  # metric -> [{"protocol": {...}, "methods": [...]}, ...]
-
-
-def rank_marks(values: Sequence[float | None], higher_is_better: bool) -> list[str | None]:
-    """"best" / "second" / None for each value, direction-aware; ties share a mark (see module docstring)."""
-    present = sorted({float(v) for v in values if v is not None and np.isfinite(v)}, reverse=higher_is_better)
-    best = present[0] if present else None
-    second = present[1] if len(present) > 1 else None
-    out: list[str | None] = []
-    for v in values:
-        if v is None or not np.isfinite(v):
-            out.append(None)
-        elif float(v) == best:
-            out.append("best")
-        elif float(v) == second:
-            out.append("second")
-        else:
-            out.append(None)
-    return out
+    groups: Mapping[str, tuple[Group, ...]] = dataclasses.field(default_factory=dict)  # metric -> comparison groups
+    marking: MarkingConfig = MarkingConfig()
 
 
 def _registry_spec(key: str) -> Any:
@@ -174,10 +173,14 @@ def cell_for(result: MetricResult | None, boot: BootstrapConfig) -> Cell:
     """The cell of one result: value, n, and the bootstrap CI where per-video values or features allow one."""
     if result is None:
         return Cell(value=None)
-    ci, how = None, None
+    ci, how, level = None, None, boot.level
     values = [v for v in result.per_video.values() if v is not None]
+    stored = result.interval
     try:
-        if len(values) >= 2 and boot.resamples > 0:
+        if stored and stored.get("low") is not None and stored.get("high") is not None:  # computed when scored
+            ci, how = (float(stored["low"]), float(stored["high"])), str(stored.get("method"))
+            level = float(stored.get("level", boot.level))
+        elif len(values) >= 2 and boot.resamples > 0:
             ci, how = bootstrap_mean_ci(values, n_resamples=boot.resamples, level=boot.level, seed=boot.seed), "videos"
         elif boot.set_resamples > 0 and result.features and len(result.features) >= 2:
             stat = set_statistic(result)
@@ -189,7 +192,9 @@ def cell_for(result: MetricResult | None, boot: BootstrapConfig) -> Cell:
         logger.warning("%s: no confidence interval (%s)", result.key, exc)
         ci, how = None, None
     return Cell(value=result.value, ci=ci, ci_method=how, n_videos=result.n_videos,
-                n_failures=len(result.failures), calibrated=result.calibrated)
+                n_failures=len(result.failures), calibrated=result.calibrated,
+                ci_level=None if ci is None else level, failure_rate=result.failure_rate,
+                n_attempted=result.n_attempted)
 
 
 def _glossary(columns: Sequence[Column], runs: Sequence[Run]) -> dict[str, list[dict[str, Any]]]:
@@ -200,27 +205,36 @@ def _glossary(columns: Sequence[Column], runs: Sequence[Run]) -> dict[str, list[
             r = run.results.get(col.key)
             if r is None:
                 continue
-            blob = json.dumps(r.to_dict()["protocol"], sort_keys=True)
+            blob = json.dumps(comparable_protocol(r), sort_keys=True)
             g = groups.setdefault(blob, {"protocol": json.loads(blob), "methods": []})
             g["methods"].append(run.method)
         out[col.key] = list(groups.values())
     return out
 
 
-def build_tables(runs: Sequence[Run], boot: BootstrapConfig = BootstrapConfig()) -> list[Table]:
-    """One :class:`Table` per dataset (MEAD, HDTF, then others by name), rows in the order of ``runs``."""
+def build_tables(runs: Sequence[Run], boot: BootstrapConfig = BootstrapConfig(),
+                 marking: MarkingConfig = MarkingConfig()) -> list[Table]:
+    """One :class:`Table` per dataset (MEAD, HDTF, then others by name), rows in the order of ``runs``; marks per
+    column by :func:`.comparability.mark_column` under ``marking``."""
     if not runs:
         raise LeaderboardError("no results to put in a leaderboard")
     tables = []
     for dataset in sorted({r.dataset for r in runs}, key=lambda d: (DATASET_ORDER.get(d, len(DATASET_ORDER)), d)):
         group = [r for r in runs if r.dataset == dataset]
         columns = build_columns(group)
+        calibration = [row_calibration(run.results.values(), run.provenance) for run in group]
+        generator_ok = [not generator_problems(run.provenance)[0] for run in group]
         cells = [{c.key: cell_for(run.results.get(c.key), boot) for c in columns} for run in group]
+        groups: dict[str, tuple[Group, ...]] = {}
         for c in columns:
-            marks = rank_marks([row[c.key].value for row in cells], c.higher_is_better)
-            for row, mark in zip(cells, marks):
-                row[c.key] = dataclasses.replace(row[c.key], mark=mark)
-        rows = tuple(Row(run.method, run.calibrated, run.provenance, str(run.path), cell_row)
-                     for run, cell_row in zip(group, cells))
-        tables.append(Table(dataset, columns, rows, _glossary(columns, group)))
+            col = mark_column(c.key, [run.results.get(c.key) for run in group], c.higher_is_better, marking)
+            groups[c.key] = col.groups
+            several = len(col.groups) > 1
+            for row, gen_ok, mark, label, note in zip(cells, generator_ok, col.marks, col.group_of, col.notes):
+                # a cell is calibrated when its metric's extractors and the generator (if recorded) are
+                row[c.key] = dataclasses.replace(row[c.key], mark=mark, group=label if several else None, note=note,
+                                                 calibrated=row[c.key].calibrated and gen_ok)
+        rows = tuple(Row(run.method, cal.calibrated, run.provenance, str(run.path), cell_row, cal)
+                     for run, cal, cell_row in zip(group, calibration, cells))
+        tables.append(Table(dataset, columns, rows, _glossary(columns, group), groups, marking))
     return tables

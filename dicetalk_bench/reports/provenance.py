@@ -65,6 +65,21 @@ def tree_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def checkpoint_weights(folder: str | Path) -> dict[str, Any] | None:
+    """The pretrained weights records a training checkpoint was made with (``state.json`` ``"records"``: SVD,
+    Whisper, each ``{"key", "file", "sha256", "calibrated", ...}``), or None when the folder does not record them."""
+    import json
+
+    state = Path(folder) / "state.json"
+    if not state.is_file():
+        return None
+    try:
+        records = json.loads(state.read_text()).get("records")
+    except (OSError, ValueError):
+        return None
+    return dict(records) if isinstance(records, Mapping) and records else None
+
+
 def extractor_records(results: Iterable[Any]) -> list[dict[str, Any]]:
     """Distinct extractor weights records over ``results`` (MetricResults), each with the metrics using it."""
     by_id: dict[tuple[Any, Any], dict[str, Any]] = {}
@@ -72,7 +87,8 @@ def extractor_records(results: Iterable[Any]) -> list[dict[str, Any]]:
         for e in r.extractors:
             ident = (e.get("key"), e.get("sha256"))
             rec = by_id.setdefault(ident, {"key": e.get("key"), "file": e.get("file"), "sha256": e.get("sha256"),
-                                          "calibrated": bool(e.get("calibrated", False)), "metrics": []})
+                                          "calibrated": bool(e.get("calibrated", False)),
+                                          "pinned_by": e.get("pinned_by"), "metrics": []})
             if r.key not in rec["metrics"]:
                 rec["metrics"].append(r.key)
     return list(by_id.values())
@@ -83,13 +99,17 @@ def build_provenance(*, method: str, dataset: str, seed: int, argv: Sequence[str
                      videos_sha256: str | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The record written under ``"provenance"`` in ``results/<dataset>/<method>.json``.
 
-    ``calibrated`` is True only when every extractor of every result uses the official weights: only then can the
-    numbers be compared with published ones.
+    ``calibrated`` is True only when every extractor of every result uses calibrated weights (published or pinned
+    by the user) and, for videos generated from a checkpoint, every pretrained weights record of the checkpoint
+    (``checkpoint["weights"]``) is calibrated too; ``calibration`` says which part is not
+    (:mod:`dicetalk_bench.reports.calibration`).
     """
     import dicetalk_bench
     from dicetalk_bench.metrics.result import environment_record
+    from dicetalk_bench.reports.calibration import row_calibration
 
     extractors = extractor_records(results)
+    calibration = row_calibration(results, {"checkpoint": dict(checkpoint) if checkpoint else None})
     return {
         "provenance_version": PROVENANCE_VERSION,
         "method": method,
@@ -107,6 +127,7 @@ def build_provenance(*, method: str, dataset: str, seed: int, argv: Sequence[str
         "checkpoint": dict(checkpoint) if checkpoint else None,
         "videos_sha256": videos_sha256,
         "extractors": extractors,
-        "calibrated": all(e["calibrated"] for e in extractors),
+        "calibrated": calibration.calibrated,
+        "calibration": calibration.label(),
         **(dict(extra) if extra else {}),
     }

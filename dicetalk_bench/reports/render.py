@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from dicetalk_bench.fileutil import atomic_write_bytes
+from dicetalk_bench.reports.comparability import points
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, Cell, Table
 
 LEADERBOARD_SCHEMA = "dicetalk_bench.leaderboard"
 LEADERBOARD_SCHEMA_VERSION = 1
 UNCALIBRATED_NOTE = "uncalibrated weights: not comparable to papers"
+PINNED_NOTE = "pinned by user"
+CI_METHOD_NAMES = {"videos": "percentile bootstrap over videos",
+                   "video-features": "percentile bootstrap over videos' stored features"}
 LICENCE_NOTE = ("DICE-Talk and Sonic model weights are licensed CC BY-NC-SA 4.0 (non-commercial, share-alike); "
                 "MEAD may be used for non-commercial research only, under its licence terms; HDTF clips come from "
                 "YouTube videos under their owners' terms. Scores computed with uncalibrated (random or unverified) "
@@ -52,6 +56,30 @@ def _short(h: Any, n: int = 12) -> str:
     return "\u2013" if not h else str(h)[:n]
 
 
+def pct(level: float) -> str:
+    """0.95 -> "95%", 0.975 -> "97.5%"."""
+    return f"{level * 100:.10g}%"
+
+
+def interval_levels(tables: Sequence[Table], boot: BootstrapConfig) -> list[float]:
+    """The levels of the intervals shown (stored intervals keep their own level); ``boot.level`` when none."""
+    levels = sorted({c.ci_level for t in tables for r in t.rows for c in r.cells.values() if c.ci_level is not None})
+    return levels or [boot.level]
+
+
+def failure_text(cell: Cell) -> str:
+    """"2/16 failed (12.5%)" for a cell with failures, "" otherwise."""
+    if not cell.n_failures:
+        return ""
+    n = cell.n_attempted or (cell.n_videos + cell.n_failures)
+    return f"{cell.n_failures}/{n} failed ({cell.failure_rate:.1%})"
+
+
+def _groups_dict(t: Table) -> dict[str, list[dict[str, Any]]]:
+    return {k: [{"label": g.label, "methods": [t.rows[i].method for i in g.rows], "differences": list(g.differences)}
+                for g in groups] for k, groups in t.groups.items()}
+
+
 # ---------------------------------------------------------------------------------------------------- JSON / CSV
 def tables_to_dict(tables: Sequence[Table], boot: BootstrapConfig) -> dict[str, Any]:
     """The machine-readable leaderboard (``results.json``)."""
@@ -60,31 +88,39 @@ def tables_to_dict(tables: Sequence[Table], boot: BootstrapConfig) -> dict[str, 
         "generated_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "bootstrap": {"resamples": boot.resamples, "set_resamples": boot.set_resamples, "level": boot.level,
                       "seed": boot.seed, "interval": "percentile"},
+        "marking": {"max_failure_excess": tables[0].marking.max_failure_excess if tables else None,
+                    "rule": "marks within groups of equal protocol, reference set, extractor weights and clip set, "
+                            "among rows whose share of failed videos left out of the value is at most the group's "
+                            "lowest + max_failure_excess"},
         "datasets": [{
             "dataset": t.dataset,
             "columns": [{"key": c.key, "higher_is_better": c.higher_is_better, "description": c.description}
                         for c in t.columns],
             "rows": [{"method": r.method, "calibrated": r.calibrated, "source": r.source,
+                      "calibration": {"label": r.calibration.label(), "problems": list(r.calibration.problems),
+                                      "pinned_by_user": list(r.calibration.pinned_by_user)},
                       "provenance": dict(r.provenance),
                       "metrics": {k: {"value": c.value, "ci_low": None if c.ci is None else c.ci[0],
                                       "ci_high": None if c.ci is None else c.ci[1], "ci_method": c.ci_method,
-                                      "n_videos": c.n_videos, "n_failures": c.n_failures, "mark": c.mark,
-                                      "calibrated": c.calibrated}
+                                      "ci_level": c.ci_level, "n_videos": c.n_videos, "n_failures": c.n_failures,
+                                      "n_attempted": c.n_attempted, "failure_rate": c.failure_rate,
+                                      "mark": c.mark, "group": c.group, "note": c.note, "calibrated": c.calibrated}
                                   for k, c in r.cells.items()}}
                      for r in t.rows],
+            "comparison_groups": _groups_dict(t),
             "glossary": dict(t.glossary),
         } for t in tables],
     }
 
 
 def tables_to_csv(tables: Sequence[Table]) -> str:
-    """One line per (dataset, method); per metric: value, ci_low, ci_high, n_videos."""
+    """One line per (dataset, method); per metric: value, ci_low, ci_high, n_videos, failure_rate."""
     keys: list[str] = []
     for t in tables:
         keys += [c.key for c in t.columns if c.key not in keys]
     header = ["dataset", "method", "calibrated"]
     for k in keys:
-        header += [k, f"{k}_ci_low", f"{k}_ci_high", f"{k}_n_videos"]
+        header += [k, f"{k}_ci_low", f"{k}_ci_high", f"{k}_n_videos", f"{k}_failure_rate"]
     header += ["toolkit_version", "git_commit", "date_utc", "config_hash", "checkpoint_sha256"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -94,11 +130,12 @@ def tables_to_csv(tables: Sequence[Table]) -> str:
             line: list[Any] = [t.dataset, r.method, r.calibrated]
             for k in keys:
                 c = r.cells.get(k)
+                rate = "" if c is None or not c.n_attempted else repr(float(c.failure_rate))
                 if c is None or c.value is None:
-                    line += ["", "", "", "" if c is None else c.n_videos]
+                    line += ["", "", "", "" if c is None else c.n_videos, rate]
                 else:
                     line += [repr(float(c.value)), "" if c.ci is None else repr(c.ci[0]),
-                             "" if c.ci is None else repr(c.ci[1]), c.n_videos]
+                             "" if c.ci is None else repr(c.ci[1]), c.n_videos, rate]
             p = r.provenance
             ck = p.get("checkpoint") or {}
             line += [p.get("toolkit_version") or "", p.get("git_commit") or "", p.get("date_utc") or "",
@@ -117,8 +154,13 @@ def tex_escape(text: Any) -> str:
 
 
 def tables_to_latex(tables: Sequence[Table]) -> str:
-    """One booktabs ``tabular`` per dataset: best \\textbf, second \\underline, $\\pm$ half-width of the 95% CI."""
+    """One booktabs ``tabular`` per dataset: best \\textbf, second \\underline, $\\pm$ half-width of the interval
+    (at the level each cell's interval was computed at, stated in a comment)."""
     parts = ["% generated by python -m dicetalk_bench.evaluate leaderboard; needs \\usepackage{booktabs}"]
+    levels = sorted({c.ci_level for t in tables for r in t.rows for c in r.cells.values() if c.ci_level is not None})
+    if levels:
+        parts.append("% $\\pm$: half-width of the " + " / ".join(tex_escape(pct(v)) for v in levels)
+                     + " interval; marks compare rows of equal protocol, reference set, weights and clip set only")
     for t in tables:
         parts.append(f"% dataset: {tex_escape(t.dataset)}")
         parts.append("\\begin{tabular}{l" + "c" * len(t.columns) + "}")
@@ -136,16 +178,30 @@ def tables_to_latex(tables: Sequence[Table]) -> str:
                     s = f"\\textbf{{{s}}}"
                 elif cell.mark == "second":
                     s = f"\\underline{{{s}}}"
+                if cell.group is not None:
+                    s += f"\\textsuperscript{{{tex_escape(cell.group)}}}"
                 hw = half_width(cell)
                 if hw is not None:
                     s += f" {{\\scriptsize $\\pm$ {fmt(hw)}}}"
+                if cell.n_failures:
+                    s += f" {{\\scriptsize ({tex_escape(f'{cell.failure_rate:.1%}')} failed)}}"
                 cells.append(s)
-            name = tex_escape(r.method) + ("$^\\dagger$" if not r.calibrated else "")
+            name = tex_escape(r.method) + ("$^\\dagger$" if not r.calibrated else
+                                           "$^\\ddagger$" if r.calibration.pinned_by_user else "")
             parts.append(" & ".join([name] + cells) + " \\\\")
         parts.append("\\bottomrule")
         parts.append("\\end{tabular}")
         if any(not r.calibrated for r in t.rows):
             parts.append(f"% $^\\dagger$ {UNCALIBRATED_NOTE}")
+        for c in t.columns:
+            groups = t.groups.get(c.key, ())
+            if len(groups) > 1:
+                parts.append(f"% {tex_escape(c.key.upper())}: marks compare rows within a group only; " + "; ".join(
+                    f"group {tex_escape(g.label)}: " + ", ".join(tex_escape(t.rows[i].method) for i in g.rows)
+                    + ("" if not g.differences else " (" + tex_escape("; ".join(g.differences)) + ")")
+                    for g in groups))
+        if any(r.calibrated and r.calibration.pinned_by_user for r in t.rows):
+            parts.append(f"% $^\\ddagger$ calibrated with weights {PINNED_NOTE} (hash not a published one)")
     return "\n".join(parts) + "\n"
 
 
@@ -160,6 +216,10 @@ th,td{border:1px solid #ddd;padding:.3rem .55rem;text-align:right;vertical-align
 th{background:#f7f7f7;cursor:pointer;user-select:none}th.name,td.name{text-align:left}
 td.best .v{font-weight:700}td.second .v{text-decoration:underline}
 .ci{color:#666;font-size:.78rem}.n{color:#888;font-size:.72rem;display:block}
+.fail{color:#9b1c1c;font-size:.72rem;display:block}.grp{color:#555;font-size:.68rem;margin-left:.15rem}
+.pinned{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:#e8f0fe;color:#1a3d7c;
+border:1px solid #a8c0f0;border-radius:3px;font-size:.72rem;font-weight:400}
+.groups{font-size:.82rem;color:#333}.groups li{margin:.15rem 0}
 .uncal{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:#fde2e1;color:#9b1c1c;
 border:1px solid #f5a3a0;border-radius:3px;font-size:.72rem;font-weight:400}
 tr.uncalibrated td{background:#fffafa}
@@ -197,15 +257,25 @@ def _cell_html(cell: Cell) -> str:
     sort = "" if cell.value is None else repr(float(cell.value))
     title = f"n = {cell.n_videos} videos"
     if cell.n_failures:
-        title += f", {cell.n_failures} failed"
+        title += f", {failure_text(cell)}"
     if cell.ci is not None:
-        title += f"; 95% CI [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}] (bootstrap over {cell.ci_method})"
+        level = pct(cell.ci_level) if cell.ci_level is not None else "?"
+        how = CI_METHOD_NAMES.get(cell.ci_method or "", cell.ci_method)
+        title += f"; {level} CI [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}] ({how})"
+    if cell.group is not None:
+        title += f"; comparison group {cell.group}"
+    if cell.note:
+        title += f"; {cell.note}"
     body = f'<span class="v">{esc(fmt(cell.value))}</span>'
+    if cell.group is not None:
+        body += f'<sup class="grp">{esc(cell.group)}</sup>'
     hw = half_width(cell)
     if hw is not None:
         body += f' <span class="ci">\u00b1 {esc(fmt(hw))}</span>'
     if cell.value is not None or cell.n_videos:
         body += f'<span class="n">n={esc(cell.n_videos)}</span>'
+    if cell.n_failures:
+        body += f'<span class="fail">{esc(f"{cell.failure_rate:.1%} failed")}</span>'
     return (f'<td class="{esc(" ".join(cls))}" data-sort="{esc(sort)}" title="{esc(title)}">{body}</td>')
 
 
@@ -217,7 +287,11 @@ def _table_html(t: Table) -> str:
                    f'title="{esc(c.description)} ({direction})">{esc(c.key.upper())} {esc(c.arrow)}</th>')
     out.append("</tr></thead><tbody>")
     for r in t.rows:
-        badge = "" if r.calibrated else f'<span class="uncal">{esc(UNCALIBRATED_NOTE)}</span>'
+        if r.calibrated:
+            badge = "" if not r.calibration.pinned_by_user else (
+                f'<span class="pinned" title="{esc(r.calibration.label())}">{esc(PINNED_NOTE)}</span>')
+        else:
+            badge = f'<span class="uncal" title="{esc(r.calibration.label())}">{esc(UNCALIBRATED_NOTE)}</span>'
         row_cls = "" if r.calibrated else ' class="uncalibrated"'
         out.append(f'<tr{row_cls}><td class="name" data-sort="{esc(r.method)}">{esc(r.method)}{badge}</td>')
         out += [_cell_html(r.cells[c.key]) for c in t.columns]
@@ -233,9 +307,11 @@ def _provenance_html(t: Table, raw_links: dict[str, str]) -> str:
     for r in t.rows:
         p = r.provenance
         ck = p.get("checkpoint") or {}
-        exts = "; ".join(f"{e.get('key')}: {_short(e.get('sha256'))}{'' if e.get('calibrated') else ' (uncalibrated)'}"
+        exts = "; ".join(f"{e.get('key')}: {_short(e.get('sha256'))}"
+                         f"{'' if e.get('calibrated') else ' (uncalibrated)'}"
+                         f"{' (' + PINNED_NOTE + ')' if e.get('pinned_by') == 'user' else ''}"
                          for e in p.get("extractors") or [])
-        cal = "calibrated" if r.calibrated else UNCALIBRATED_NOTE
+        cal = r.calibration.label() if r.calibrated else f"{UNCALIBRATED_NOTE} ({r.calibration.label()})"
         link = raw_links.get(r.source)
         link_html = f'<a href="{esc(link)}">{esc(Path(link).name)}</a>' if link else "\u2013"
         cells = [_short(ck.get("sha256") if isinstance(ck, dict) else None), p.get("toolkit_version") or "\u2013",
@@ -246,6 +322,25 @@ def _provenance_html(t: Table, raw_links: dict[str, str]) -> str:
                    + f"<td>{link_html}</td></tr>")
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def _groups_html(t: Table) -> str:
+    """The comparison groups of every column that has more than one, with what differs from group A."""
+    items = []
+    for c in t.columns:
+        groups = t.groups.get(c.key, ())
+        if len(groups) < 2:
+            continue
+        parts = []
+        for g in groups:
+            methods = ", ".join(t.rows[i].method for i in g.rows)
+            what = "" if not g.differences else " \u2013 differs from A: " + "; ".join(g.differences)
+            parts.append(f"<b>{esc(g.label)}</b>: {esc(methods)}{esc(what)}")
+        items.append(f"<li>{esc(c.key.upper())}: " + " | ".join(parts) + "</li>")
+    if not items:
+        return ""
+    return ('<div class="groups"><p>Rows scored differently are compared only within their group (superscript '
+            'letter); marks are per group:</p><ul>' + "".join(items) + "</ul></div>")
 
 
 def _glossary_html(t: Table) -> str:
@@ -275,14 +370,21 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
     sections = []
     for i, t in zip(ids, tables):
         sections.append(
-            f'<section class="dataset" id="{esc(i)}"><h2>{esc(t.dataset.upper())}</h2>{_table_html(t)}'
+            f'<section class="dataset" id="{esc(i)}"><h2>{esc(t.dataset.upper())}</h2>{_table_html(t)}{_groups_html(t)}'
             f"<h2>Provenance</h2>{_provenance_html(t, raw_links)}"
             f"<h2>Metric glossary</h2>{_glossary_html(t)}</section>")
+    excess = tables[0].marking.max_failure_excess if tables else 0.0
+    levels = " / ".join(pct(v) for v in interval_levels(tables, boot))
     legend = (f"Arrows give the direction (\u2191 higher is better, \u2193 lower is better). Per column the best value "
-              f"is <b>bold</b> and the second best <u>underlined</u>. \u00b1 is half the width of the "
-              f"{esc(round(boot.level * 100))}% percentile-bootstrap interval over videos ({esc(boot.resamples)} "
-              f"resamples of per-video values; {esc(boot.set_resamples)} resamples of stored per-video features "
-              f"for FID/KID/FVD; seed {esc(boot.seed)}); hover a cell for the interval and n. Click a header to sort "
+              f"is <b>bold</b> and the second best <u>underlined</u>, comparing only rows scored under the same "
+              f"protocol, reference set, extractor weights and clip set (other rows are grouped, see the notes under "
+              f"the table), and only rows whose share of failed videos left out of the value is at most the lowest "
+              f"compared row's + {esc(points(excess))}; the failed share of videos is shown in red under "
+              f"the value. "
+              f"\u00b1 is half the width of the {esc(levels)} interval over videos (intervals stored with a result "
+              f"keep their own method and level; otherwise percentile bootstrap: {esc(boot.resamples)} "
+              f"resamples of per-video values, {esc(boot.set_resamples)} resamples of stored per-video features "
+              f"for FID/KID/FVD, seed {esc(boot.seed)}); hover a cell for the interval and n. Click a header to sort "
               f"(best first).")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title><style>{_CSS}</style><script>{_JS}</script></head><body>"

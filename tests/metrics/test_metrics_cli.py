@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -73,6 +74,12 @@ def test_score_fid_kid_fvd_end_to_end(folders, tmp_path):
     assert fvd.protocol["clip_length"] == 9 and fvd.protocol["backend"] == "i3d-400"
     assert fvd.protocol["i3d_bn_eps"] == 1e-5 and fvd.protocol["frame_geometry"] == "squash"
     assert fvd.features["a"].shape == (1, 400) and fvd.extractors[0]["backend"] == "i3d-400"
+    # no folder paths or failure reasons in a protocol record (they do not change the number): extra holds them
+    for r in (fid, kid, fvd):
+        assert str(root) not in json.dumps(r.to_dict()["protocol"]), r.key
+        assert r.extra["videos_dir"] == str(root / "gen") and r.extra["reference_dir"] == str(root / "ref")
+        assert r.protocol["reference_failed_clips"] == [] and r.protocol["reference_manifest_sha256"]
+    assert fid.extra["raw_value"] == pytest.approx(fid.value) and "raw_value" not in fid.protocol
     cached = sorted(p.name.split("-")[0] for p in (root / "cache").glob("*.npz"))
     assert cached == ["fid", "fvd"]
 

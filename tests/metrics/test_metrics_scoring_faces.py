@@ -94,6 +94,11 @@ def test_paired_pixel_metrics(folders, random_weights):
         assert "no reference" in r.failures["W009_angry_003"]
     assert 15 < res["psnr"].value < 40 and 0 < res["ssim"].value < 1 and res["lpips"].value > 0
     assert res["lpips"].extractors[0]["key"] == "lpips-alex"
+    # the protocol holds what changes the number, never a folder path; the reference set by its content hash
+    for r in res.values():
+        assert str(gen.parent) not in json.dumps(r.to_dict()["protocol"])
+        assert r.protocol["reference_sha256"] == res["psnr"].protocol["reference_sha256"]
+        assert r.protocol["frame_size_rule"].startswith("reference resized") and r.protocol["reference_resized"] is False
 
 
 def test_emotion_accuracy_through_the_registry(folders, random_weights, tmp_path):
@@ -107,6 +112,9 @@ def test_emotion_accuracy_through_the_registry(folders, random_weights, tmp_path
     r2 = compute_metrics(["emo-acc"], _request(gen, None, random_weights, **{"emo-acc.labels": str(labels),
                                                                             "emo-acc.aggregation": "majority"}))[0]
     assert r2.n_videos == 2 and "W009_angry_003" in r2.failures
+    # the labels file is identified by its content in the protocol; its path is kept in extra only
+    assert str(tmp_path) not in json.dumps(r2.to_dict()["protocol"]) and r2.extra["labels_file"] == str(labels)
+    assert r2.protocol["labels_sha256"] == weights.file_sha256(labels)
 
 
 def test_clip_id_labels_and_face_crops():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
 from dicetalk_bench import media
-from dicetalk_bench.metrics.video_set import align_pair, list_videos, pair_videos, read_pair
+from dicetalk_bench.metrics.video_set import (align_pair, list_videos, pair_videos, pairs_reference_sha256,
+                                             read_pair)
 
 
 def _frames(n, h=32, w=48, seed=0):
@@ -78,3 +81,24 @@ def test_read_pair_resamples_reference_to_generated_fps(tmp_path):
     assert pf.fps == pytest.approx(10.0) and len(pf.generated) == len(pf.reference) == 10
     # frame k of both stands for time k / 10 s: the reference frame shown then is ramp frame 2k
     np.testing.assert_allclose(pf.reference.mean(axis=(1, 2, 3)), pf.generated.mean(axis=(1, 2, 3)), atol=3)
+
+
+def test_paired_reference_hash_covers_the_paired_reference_videos_only(tmp_path):
+    for name, seed in (("a", 0), ("b", 1)):
+        media.write_video(tmp_path / "gen" / f"{name}.mp4", _frames(3, seed=seed), fps=10)
+    for name, seed in (("a", 2), ("b", 3), ("extra", 4)):
+        media.write_video(tmp_path / "ref" / f"{name}.mp4", _frames(3, seed=seed), fps=10)
+    pairing = pair_videos(list_videos(tmp_path / "gen"), list_videos(tmp_path / "ref"))
+    lines = "".join(f"{n}\t{hashlib.sha256((tmp_path / 'ref' / f'{n}.mp4').read_bytes()).hexdigest()}\n"
+                    for n in ("a", "b"))
+    digest = pairs_reference_sha256(pairing)
+    assert digest == hashlib.sha256(lines.encode()).hexdigest()  # the unmatched "extra" reference is not in it
+    # independent of where the folders are; changes with a reference video's content
+    other = tmp_path / "copy"
+    for sub in ("gen", "ref"):
+        (other / sub).mkdir(parents=True)
+        for f in (tmp_path / sub).iterdir():
+            (other / sub / f.name).write_bytes(f.read_bytes())
+    assert pairs_reference_sha256(pair_videos(list_videos(other / "gen"), list_videos(other / "ref"))) == digest
+    media.write_video(other / "ref" / "b.mp4", _frames(3, seed=9), fps=10)
+    assert pairs_reference_sha256(pair_videos(list_videos(other / "gen"), list_videos(other / "ref"))) != digest

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reports_helpers import CALIBRATED_GENERATOR
 
 
 @pytest.fixture
@@ -18,7 +19,8 @@ def write_results(tmp_path):
     def write(method: str, dataset: str, results, **prov) -> Path:
         provenance = {"toolkit_version": "0.1.0", "git_commit": "c0ffee" * 6, "date_utc": "2026-01-02T03:04:05Z",
                       "config_hash": "0123456789abcdef", "seed": 0,
-                      "checkpoint": {"sha256": "fe" * 32, "path": "/ckpt"}, "extractors": [], **prov}
+                      "checkpoint": {"sha256": "fe" * 32, "path": "/ckpt", "weights": CALIBRATED_GENERATOR},
+                      "extractors": [], **prov}
         return write_run(results, root / dataset / f"{safe_file_stem(method)}.json", method=method, dataset=dataset,
                          provenance=provenance)
 

@@ -149,10 +149,11 @@ def _processed(root: Path) -> Path:
     return root
 
 
-def _checkpoint(root: Path) -> Path:
+def _checkpoint(root: Path, records: dict | None = None) -> Path:
     folder = root / "run" / "checkpoints" / "step_2"
     folder.mkdir(parents=True)
-    (folder / "state.json").write_text('{"step": 2, "model": "tiny", "records": {}}')
+    (folder / "state.json").write_text(json.dumps({"step": 2, "model": "tiny",
+                                                   **({"records": records} if records else {"records": {}})}))
     (folder / "model.safetensors").write_bytes(b"not really weights")
     (folder.parent / "latest").write_text("step_2\n")  # the run's pointer (dicetalk_bench.model.checkpoint)
     return folder
@@ -278,3 +279,28 @@ def test_evaluate_refuses_an_option_no_metric_reads(clips, tmp_path, capsys):
                        "--method", "m", "--dataset", "mead", "--out", str(tmp_path / "o"),
                        "--option", "ssim.mod=gaussian"])
     assert exc.value.code == 2 and "Did you mean ssim.mode?" in capsys.readouterr().err
+def test_generator_trained_on_random_weights_makes_the_evaluated_row_uncalibrated(tmp_path, monkeypatch):
+    """The checkpoint's own weights records (state.json, as training writes them for --svd/--whisper random:SEED)
+    go into the provenance; the row is uncalibrated although PSNR needs no extractor weights, and the page says
+    which part is not calibrated."""
+    def fake_generate(row, checkpoint, seed=0, *, data_root, cfg, device):
+        return read_video(Path(data_root) / row["video"]).frames
+
+    records = {"svd": {"key": "svd-xt", "file": str(tmp_path / "svd-random"), "sha256": None, "calibrated": False,
+                       "random_seed": 0},
+               "whisper": {"key": "whisper-tiny", "file": "random:0", "sha256": "0" * 64, "calibrated": False,
+                           "verified_by": "unverified", "pinned_by": None}}
+    monkeypatch.setattr(evaluate, "_load_generate", lambda: fake_generate)
+    ck = _checkpoint(tmp_path, records)
+    out = tmp_path / "o"
+    assert evaluate.main(["--checkpoint", str(ck), "--processed", str(_processed(tmp_path / "p")), "--metrics",
+                          "psnr", "--method", "toy", "--dataset", "mead", "--out", str(out), "--leaderboard"]) == 0
+    prov = read_run(out / "results" / "mead" / "toy.json").provenance
+    assert prov["checkpoint"]["weights"] == records
+    assert prov["calibrated"] is False and "generator trained on random Whisper weights" in prov["calibration"]
+    doc = json.loads((out / "leaderboard" / "results.json").read_text())
+    row = doc["datasets"][0]["rows"][0]
+    assert row["calibrated"] is False and row["metrics"]["psnr"]["calibrated"] is False
+    assert row["calibration"]["problems"] == ["generator trained on random SVD weights",
+                                              "generator trained on random Whisper weights"]
+    assert "generator trained on random Whisper weights" in (out / "leaderboard" / "index.html").read_text()
