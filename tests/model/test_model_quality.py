@@ -17,7 +17,8 @@ from dicetalk_bench.model.pipeline import LoadedModel, SampleConfig, generate_fr
 from dicetalk_bench.model.train_loop import TrainConfig, setup, train_step
 
 N_FRAMES = 8
-SAMPLE = SampleConfig(steps=10, window=N_FRAMES, shift=3, image_scale=1.5, condition_scale=2.0)
+SAMPLE = SampleConfig(steps=10, window=N_FRAMES, shift=3, pad_frames=N_FRAMES, image_scale=1.5, condition_scale=2.0,
+                      frame_rate="native")
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
