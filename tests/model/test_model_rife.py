@@ -49,10 +49,12 @@ def test_module_prefixed_file_loads_strictly_through_the_registry(tmp_path):
 
 @pytest.fixture(scope="module")
 def photo() -> torch.Tensor:
-    """The demo's source photo (scikit-image astronaut, dicetalk_bench.demo_data.sources), (1, 3, 128, 128)."""
-    from skimage import data
+    """The demo's source photo (dicetalk_bench.demo_data.sources: scikit-image's astronaut), (1, 3, 128, 128)."""
+    from PIL import Image
 
-    img = data.astronaut()[::4, ::4].astype(np.float32) / 255.0
+    from dicetalk_bench.demo_data.sources import astronaut_asset
+
+    img = np.asarray(Image.open(astronaut_asset().path).convert("RGB"))[::4, ::4].astype(np.float32) / 255.0
     return torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
 
 
