@@ -9,7 +9,8 @@ same run are stored in each benchmark's ``extra_info``; absolute times depend on
   is allocated);
 - ``test_paper_size_training_cost``: FLOPs of one paper-size training step and the traced peak memory of the GPU
   settings of docs/model.md (``model/cost.py``: the real step on fake tensors; estimates, not GPU measurements);
-- ``test_tiny_sampling_step``: one Euler step with 3-branch guidance (three network calls) at tiny size.
+- ``test_tiny_sampling_step``: one window of an Euler step with 3-branch guidance (the branches batched in one
+  network call) at tiny size; whole-video sampling costs are in ``bench_sampling.py``.
 """
 
 from __future__ import annotations
@@ -126,16 +127,14 @@ def test_tiny_sampling_step(benchmark, frames):
     sigmas = karras_sigmas(25)
 
     @torch.no_grad()
-    def step():
+    def step():  # the three guidance branches batched in one call, as the sampler runs them
         sigma = sigmas[3].float()
         _, _, c_in, c_noise = edm_v_preconditioning(sigma)
-        outs = []
-        for keep_ref, keep_cond in ((False, False), (True, False), (True, True)):
-            args = dict(x, timestep=c_noise.reshape(1), drop_conditions=torch.tensor([not keep_cond]))
-            if not keep_ref:
-                args["clip_embeds"] = torch.zeros_like(x["clip_embeds"])
-            outs.append(net(**args).unet.sample)
-        return three_branch_guidance(*outs, 3.0, 6.0)
+        args = {k: torch.cat([v] * 3) for k, v in x.items()}
+        args["clip_embeds"][0] = 0
+        args["sample"][0, :, 4:] = 0  # no reference latent in the uncond branch
+        out = net(**dict(args, timestep=c_noise.reshape(1), drop_conditions=torch.tensor([True, True, False])))
+        return three_branch_guidance(*out.unet.sample.split(1), 3.0, 6.0)
 
     benchmark(step)
     benchmark.extra_info.update(steps_per_s=1.0 / benchmark.stats.stats.median, frames=frames)

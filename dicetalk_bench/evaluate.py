@@ -59,6 +59,7 @@ class EvalConfig:
     keep_going: bool = False
     sample_steps: int = 25
     max_clips: int | None = None
+    frame_rate: str | None = None  # release | native; None: from the checkpoint's frame_stride
 
 
 # ------------------------------------------------------------------------------------------------------- parsing
@@ -123,6 +124,9 @@ def build_score_parser() -> argparse.ArgumentParser:
                    help="metric option, e.g. fid.mode=pytorch-fid")
     p.add_argument("--keep-going", action="store_true", help="if a metric fails, still write the others (exit 1)")
     p.add_argument("--sample-steps", type=positive_int, default=25, help="Euler steps when generating (--checkpoint)")
+    p.add_argument("--frame-rate", choices=("release", "native"), default=None,
+                   help="sampling mode when generating (--checkpoint): release = 12.5 fps + RIFE (weights key "
+                        "rife-hdv3, see --weights), native = 25 fps; default: from the checkpoint's frame_stride")
     p.add_argument("--max-clips", type=positive_int, default=None,
                    help="generate at most this many test clips (--checkpoint; for quick checks)")
     p.add_argument("--leaderboard", action="store_true",
@@ -203,10 +207,11 @@ def _load_generate() -> Any:
     return getattr(pipeline, "generate", None)
 
 
-def _sample_config(steps: int) -> Any:
+def _sample_config(steps: int, frame_rate: str | None = None, rife: str | None = None,
+                   allow_unverified: bool = False) -> Any:
     from dicetalk_bench.model.pipeline import SampleConfig
 
-    return SampleConfig(steps=steps)
+    return SampleConfig(steps=steps, frame_rate=frame_rate, rife=rife, allow_unverified=allow_unverified)
 
 
 def _test_rows(processed: Path, dataset: str) -> list[dict[str, Any]]:
@@ -269,7 +274,7 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
     from tqdm.auto import tqdm
 
     gen_dir = out_dir / "generated" / cfg.dataset / safe_file_stem(cfg.method)
-    sample_cfg = _sample_config(cfg.sample_steps)
+    sample_cfg = _sample_config(cfg.sample_steps, cfg.frame_rate, cfg.weights.get("rife-hdv3"), cfg.allow_unverified)
     failures: dict[str, str] = {}
     n_ok = 0
     for row in tqdm(rows, desc=f"generating {cfg.dataset} test clips", unit="clip"):
@@ -301,6 +306,7 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
             _link_or_copy(processed / row["video"], reference / f"{row['clip_id']}.mp4")
     record = {"path": str(folder), "sha256": tree_sha256(folder), "n_test_clips": len(rows), "n_generated": n_ok,
               "generation_failures": failures, "sample_steps": cfg.sample_steps, "fps": GENERATED_FPS,
+              "frame_rate": cfg.frame_rate or "checkpoint",
               "processed": str(processed), "weights": checkpoint_weights(folder)}
     return gen_dir, reference, record
 
@@ -319,7 +325,7 @@ def _config_from_args(args: argparse.Namespace, names: list[str]) -> EvalConfig:
         force_small_set=args.force_small_set,
         cache_dir=None if args.no_cache else str(args.cache_dir or default_cache_dir()),
         options={k: scalar(v) for k, v in args.option}, keep_going=args.keep_going,
-        sample_steps=args.sample_steps, max_clips=args.max_clips)
+        sample_steps=args.sample_steps, max_clips=args.max_clips, frame_rate=args.frame_rate)
 
 
 def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:

@@ -8,6 +8,12 @@ trained with (refused otherwise); the video has one frame per 40 ms of audio (25
 Every argument is checked before the model loads (:func:`check_inputs`: the checkpoint's kind, the emotion name
 among the 8 MEAD emotions and the checkpoint's priors, the files, the face detector's weights); a set-up error
 prints ``error: ...`` and exits 1.
+
+Sampling follows the DICE-Talk release (docs/model.md, "Reproducing the release"): ``--frame-rate release``
+(the default for checkpoints trained with ``frame_stride`` 2) generates 12.5 fps and doubles it with RIFE;
+``--crop release`` crops the portrait around the face as the release's demo does; non-square portraits keep
+their aspect (shorter side = the model's resolution); ``--keep-resolution`` scales the video back to the
+portrait's size.
 """
 
 from __future__ import annotations
@@ -35,23 +41,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=72589, help="noise seed (release default 72589)")
     p.add_argument("--device", default=None)
     p.add_argument("--allow-unverified", action="store_true")
+    p.add_argument("--frame-rate", choices=("release", "native"), default=None,
+                   help="release: 12.5 fps + RIFE x2 to 25 fps; native: every 25-fps frame generated (default: "
+                        "release for checkpoints trained with frame_stride 2, native for frame_stride 1)")
+    p.add_argument("--rife", help="RIFE HDv3 flownet.pkl or its folder (default: weights registry key rife-hdv3)")
+    p.add_argument("--crop", choices=("release", "none"), default="none",
+                   help="release: crop a square around the face by the release's rule (its demo --crop); "
+                        "none: use the whole portrait (default, as the release's demo)")
+    p.add_argument("--keep-resolution", action="store_true",
+                   help="write the video at the (cropped) portrait's size instead of the model's")
+    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="network precision (the release runs fp16, which needs a CUDA device)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of a set-up error")
     return p
 
 
-def _face_box(args, image, size: int):
+def _face_box(args, image):
+    """Face box x1, y1, x2, y2 in image pixels: ``--face-box`` or BlazeFace; ValueError naming the image when
+    none is found."""
     import numpy as np
 
     if args.face_box:
-        box = _parse_box(args.face_box)
-    else:
-        from dicetalk_bench.preprocessing.faces import track
+        return _parse_box(args.face_box)
+    from dicetalk_bench.preprocessing.faces import NoFaceError, track
 
-        box = track(np.repeat(image[None], 2, 0), fps=25.0).boxes_xyxy[0]
-    centre = (box[:2] + box[2:]) / 2
-    box = np.concatenate([centre - (centre - box[:2]) * 1.1, centre + (box[2:] - centre) * 1.1])  # release area 1.1
+    try:
+        return track(np.repeat(image[None], 2, 0), fps=25.0).boxes_xyxy[0]
+    except NoFaceError:
+        from dicetalk_bench.errors import SetupError
+
+        raise SetupError(f"{args.image}: no face found; expected a portrait with one visible face (or give its box "
+                         "with --face-box x1,y1,x2,y2)") from None
+
+
+def _portrait(args, image, box):
+    """The release's optional crop: (image, box) cropped by ``release_crop_box`` when ``--crop release``."""
+    import numpy as np
+
+    from dicetalk_bench.model.release_image import release_crop_box
+
+    if args.crop != "release":
+        return image, box
     h, w = image.shape[:2]
-    return box * np.array([size / w, size / h, size / w, size / h], np.float32)
+    x1, y1, x2, y2 = release_crop_box(box, w, h)
+    x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    return image[y1:y2, x1:x2], box - np.array([x1, y1, x1, y1], np.float32)
 
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -168,45 +202,63 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sample(args: argparse.Namespace, folder) -> int:
+    import json
     from pathlib import Path
 
     import numpy as np
     import torch
-    import torch.nn.functional as F
     from PIL import Image
 
     from dicetalk_bench import media
-    from dicetalk_bench.model.pipeline import SampleConfig, check_whisper, generate_frames, load_checkpoint_for_sampling
+    from dicetalk_bench.model.pipeline import (SampleConfig, attach_rife, check_whisper, frame_rate_for,
+                                               generate_frames, generated_frame_count, load_checkpoint_for_sampling,
+                                               torch_dtype)
     from dicetalk_bench.model.priors import load_prior
+    from dicetalk_bench.model.release_image import release_image_size, release_mask_box, resize_lanczos, soft_face_mask
     from dicetalk_bench.preprocessing.audio_features import SAMPLES_PER_FRAME, n_video_frames, whisper_states
     from dicetalk_bench.preprocessing.whisper import load_whisper
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_checkpoint_for_sampling(folder, device)
+    torch_dtype(args.dtype, device)
+    mode = frame_rate_for(json.loads((folder / "state.json").read_text())["config"], args.frame_rate)
+    # cheap checks on the inputs before any model is loaded
+    image = np.array(Image.open(args.image).convert("RGB"))
+    image, box = _portrait(args, image, _face_box(args, image))
+    samples = media.read_audio(args.audio, 16000)
+    n_frames = n_video_frames(len(samples))
+    try:
+        generated_frame_count(n_frames, mode)
+    except ValueError as exc:
+        raise ValueError(f"{args.audio}: {exc}") from None
+    model = load_checkpoint_for_sampling(folder, device, args.dtype)
+    if mode == "release":
+        attach_rife(model, args.rife, allow_unverified=args.allow_unverified)
     if args.emotion.endswith(".npy"):
         prior = load_prior(args.emotion)
     elif Path(args.emotion).suffix.lower() in VIDEO_SUFFIXES:
         prior = _reference_prior(args, model)
+    elif args.emotion in model.priors:
+        prior = model.priors[args.emotion]
     else:
-        prior = model.priors[args.emotion]  # checked against the stored names before loading
-    image = np.array(Image.open(args.image).convert("RGB"))
+        raise ValueError(f"--emotion {args.emotion!r}: not a .npy file and not one of the checkpoint's priors "
+                         f"{sorted(model.priors)}")
+    h, w = image.shape[:2]
     size = model.resolution
-    ref = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 127.5 - 1
-    ref = F.interpolate(ref, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
-    box = _face_box(args, image, size)
-    samples = media.read_audio(args.audio, 16000)
-    n_frames = n_video_frames(len(samples))
-    if n_frames < 1:
-        raise ValueError(f"{args.audio}: shorter than one video frame (40 ms)")
+    new_w, new_h = release_image_size(w, h, short_side=size, multiple=min(64, size))
+    ref = torch.from_numpy(resize_lanczos(image, new_w, new_h)).permute(2, 0, 1).float() / 127.5 - 1
+    mask = soft_face_mask(release_mask_box(box, w, h), w, h, new_w, new_h)
     handle = load_whisper(args.whisper or model.records["whisper"]["file"], allow_unverified=args.allow_unverified)
     check_whisper(model.records["whisper"], handle.record)
     states = whisper_states(samples, handle.encoder, n_frames)
-    cfg = SampleConfig(steps=args.steps, image_scale=args.image_scale, condition_scale=args.condition_scale)
-    frames = generate_frames(model, ref, states, prior, box, cfg, seed=args.seed)
+    cfg = SampleConfig(steps=args.steps, image_scale=args.image_scale, condition_scale=args.condition_scale,
+                       frame_rate=mode, dtype=args.dtype)
+    frames = generate_frames(model, ref, states, prior, mask, cfg, seed=args.seed)
     video = ((frames.permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+    if args.keep_resolution:  # the release rescales the output to the portrait's size (even sides)
+        video = np.stack([resize_lanczos(f, max(2, w // 2 * 2), max(2, h // 2 * 2)) for f in video])
     audio = samples[: n_frames * SAMPLES_PER_FRAME]
     media.write_video(args.out, video, 25.0, audio=audio, audio_rate=16000)
-    print(f"wrote {args.out}: {len(video)} frames at 25 fps, {len(audio) / 16000:.2f} s of audio")
+    print(f"wrote {args.out}: {len(video)} frames at 25 fps ({mode} frame rate), {len(audio) / 16000:.2f} s of audio")
     return 0
 
 

@@ -206,6 +206,15 @@ _ENTRIES: tuple[WeightsEntry, ...] = (
         files=_PRIOR_NAMES, sha256_source="reference note official_priors (release files at a8a92b1)",
         notes="pickled .npy (dict {'mu': array}); load through a restricted unpickler",
     ),
+    WeightsEntry(
+        key="rife-hdv3", filename="flownet.pkl", kind="file", sha256=None, size_bytes=None,
+        licence="MIT (RIFE, Huang et al. ECCV 2022: megvii-research/ECCV2022-RIFE, hzwer/Practical-RIFE)",
+        source_url=_DICETALK_HF + " (RIFE/flownet.pkl)",
+        component="dicetalk_bench.model.rife (12.5 -> 25 fps interpolation of the release's sampling)",
+        random_builder="dicetalk_bench.model.rife:write_random_rife", manual=_DICETALK_MANUAL,
+        notes="HDv3 IFNet state dict with a `module.` prefix (DataParallel); which RIFE HDv3 version the release "
+              "ships is not stated, so pin the downloaded file with verify --pin",
+    ),
     # ---- Metric extractors (metrics.md §1-§6) -------------------------------------------------------------------
     WeightsEntry(
         key="inception-fid", filename="pt_inception-2015-12-05-6726825d.pth", kind="file",

@@ -30,6 +30,7 @@ CONTRACT_KEYS = {
     "svd-xt", "whisper-tiny", "dicetalk-unet", "dicetalk-pose-guider", "dicetalk-audio-linear", "dicetalk-emo-model",
     "dicetalk-priors", "inception-fid", "i3d-400", "i3d-torchscript", "syncnet", "fan-2d", "s3fd",
     "lpips-alex", "emotion-fan", "hsemotion-enet-b0-8", "arcface-r100", "blazeface-short", "blazeface-full",
+    "rife-hdv3",
 }
 GOOD = b"official weights bytes\n"
 GOOD_SHA = hashlib.sha256(GOOD).hexdigest()
@@ -593,7 +594,7 @@ def test_every_random_builder_exists() -> None:
 
 
 # Builders other components provide (present in the tree): make-random -> resolve -> load, as their users do.
-_REAL_BUILDERS = ("syncnet", "fan-2d", "s3fd", "whisper-tiny")
+_REAL_BUILDERS = ("syncnet", "fan-2d", "s3fd", "whisper-tiny", "rife-hdv3")
 
 
 def test_real_random_builders_round_trip_through_resolve(env: types.SimpleNamespace,

@@ -1,19 +1,31 @@
 """Inference: a trained checkpoint + reference image + Whisper states + emotion prior -> video frames.
 
-Steps (release pipeline, model.md §4): encode the reference (VAE mode latent and CLIP token); per output frame
-take its 10-state Whisper window; start from noise at sigma_max; at each Euler step denoise the whole video as
-windows of ``window`` frames whose tiling shifts by ``shift`` frames per step (wrapping around), each window
-evaluated with three branches (uncond / image-only / full) combined by :func:`three_branch_guidance`; decode
-the latents ``decode_chunk`` frames at a time.
+Steps, as the DICE-Talk release samples (``dice_talk.py``, ``src/pipelines/pipeline_dicetalk.py``; model.md §4):
 
-Frame rate: this implementation generates one frame per 25-fps output frame directly (no RIFE interpolation
-stage); a checkpoint trained on 12.5-fps windows (``frame_stride`` 2) is then run at twice its training rate,
-which is logged. Train with ``frame_stride: 1`` for a matched 25-fps model.
+1. **Frame rate.** *Release* mode (checkpoints trained with ``frame_stride`` 2, the release's ``step: 2``):
+   one generated frame per two 25-fps audio frames (12.5 fps, fps id 12.5), so a 25-frame window spans 2 s; the
+   decoded frames are then doubled with RIFE (:mod:`.rife`) to 2n - 1 frames at 25 fps. *Native* mode
+   (``frame_stride`` 1): one generated frame per 25-fps frame, no interpolation. :func:`frame_rate_for` picks the
+   mode from the checkpoint; ``SampleConfig.frame_rate`` overrides it.
+2. Encode the reference (VAE mode latent, CLIP token); per generated frame take its 10-state Whisper window.
+3. Append ``pad_frames`` (25) pad frames whose audio and emotion inputs are the null (all-zero) ones in all three
+   guidance branches; reference token, reference latent and face mask are repeated.
+4. Start from ``scaled reference latent + sigma_max * noise`` (the release's ``add_noise`` at t_max).
+5. At each Euler step denoise the N + 25 frames as 25-frame windows placed by the release's shift rule
+   (:func:`~.sampling.release_windows`); each window evaluates its three guidance branches (uncond / image-only /
+   full) in one batched network call, combined by :func:`~.sampling.three_branch_guidance`.
+6. Decode ``decode_chunk`` frames at a time, drop the pad frames, interpolate (release mode).
+
+:func:`generate_frames` returns exactly one frame per 25-fps audio frame T in both modes. Release mode generates
+n = ceil(T / 2) frames (25-fps frames 0, 2, 4, ...) and RIFE gives 2n - 1 frames; when T is even the last frame
+(T - 1) repeats frame T - 2, the last generated one. The release itself generates floor(T / 2) frames and lets the
+muxer cut the audio (docs/model.md, "Reproducing the release").
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +34,20 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import get_model_config
-from .dataset import box_masks, whisper_windows
+from .dataset import whisper_windows
 from .network import DiceTalkNetwork
+from .release_image import face_mask_image, soft_face_mask
 from .sampling import (edm_v_preconditioning, karras_sigmas, sample_euler, seed_from_id, shifted_window_denoiser,
                        three_branch_guidance)
 
 logger = logging.getLogger(__name__)
+
+FRAME_RATES = ("release", "native")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: 25-fps audio frames per generated frame in each mode.
+FRAME_STEP = {"release": 2, "native": 1}
+#: Release time ids: fps 12.5, motion bucket 8, expression bucket 16 (dice_talk.yaml).
+RELEASE_TIME_IDS = (12.5, 8.0, 16.0)
 
 
 @dataclass(frozen=True)
@@ -35,10 +55,15 @@ class SampleConfig:
     steps: int = 25  # release: 25 Euler steps
     image_scale: float = 3.0  # release min/max_appearance_guidance_scale
     condition_scale: float = 6.0  # release audio_guidance_scale (audio + emotion)
-    window: int = 25
-    shift: int = 7
+    window: int = 25  # release n_sample_frames (frames_per_batch)
+    shift: int = 7  # release shift_offset
+    pad_frames: int = 25  # null-condition frames appended (release: frames_per_batch)
     decode_chunk: int = 10
     retrieval: bool = False  # release inference: attention aggregation over the bank
+    frame_rate: str | None = None  # "release" | "native"; None: from the checkpoint's frame_stride
+    dtype: str = "fp32"  # network precision: fp32 | bf16 | fp16 (release: fp16; CUDA only)
+    rife: str | None = None  # RIFE flownet.pkl (or its folder); None: the weights registry's places
+    allow_unverified: bool = False  # accept RIFE weights without a pinned sha256
 
 
 @dataclass
@@ -49,12 +74,45 @@ class LoadedModel:
     records: dict
     train_config: dict
     resolution: int
+    rife: torch.nn.Module | None = None  # RIFE IFNet, needed in release mode
 
 
-def load_checkpoint_for_sampling(folder: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Network, frozen encoders (from the SVD folder recorded in the checkpoint) and priors of a checkpoint."""
+def frame_rate_for(train_config: dict, requested: str | None = None) -> str:
+    """``requested`` when given, else "release" for a checkpoint trained with ``frame_stride`` 2 and "native"
+    for ``frame_stride`` 1. ValueError when the mode is unknown or the stride is missing or another value."""
+    if requested is not None:
+        if requested not in FRAME_RATES:
+            raise ValueError(f"frame rate {requested!r}: expected one of {FRAME_RATES}")
+        return requested
+    stride = train_config.get("frame_stride")
+    if stride is None:
+        raise ValueError("the checkpoint records no training frame_stride; choose the sampling mode with "
+                         "--frame-rate release (12.5 fps + RIFE) or --frame-rate native (25 fps)")
+    if int(stride) not in (1, 2):
+        raise ValueError(f"the checkpoint was trained with frame_stride {stride}; only 1 (native 25 fps) and 2 "
+                         "(release 12.5 fps + RIFE) have a sampling mode; pass --frame-rate to choose one")
+    return "release" if int(stride) == 2 else "native"
+
+
+def torch_dtype(name: str, device: str | torch.device) -> torch.dtype:
+    """torch dtype of ``name`` (fp32 | bf16 | fp16); fp16 is refused on the CPU (no fast kernels; use bf16)."""
+    if name not in DTYPES:
+        raise ValueError(f"dtype {name!r}: expected one of {sorted(DTYPES)}")
+    if name == "fp16" and torch.device(device).type == "cpu":
+        raise ValueError("--dtype fp16 needs a CUDA device (the CPU has no fp16 kernels for this network); "
+                         "use --dtype bf16 or fp32 on the CPU")
+    return DTYPES[name]
+
+
+def load_checkpoint_for_sampling(folder: str | Path, device: str | torch.device = "cpu", dtype: str = "fp32"
+                                 ) -> LoadedModel:
+    """Network, frozen encoders (from the SVD folder recorded in the checkpoint) and priors of a checkpoint.
+
+    The network and the CLIP image encoder run in ``dtype``; the VAE stays fp32.
+    """
     from .svd import load_frozen_encoders
 
+    torch_type = torch_dtype(dtype, device)
     c = ckpt.read_checkpoint(folder)
     cfg = get_model_config(c.state["model"])
     with torch.device("meta"):
@@ -66,15 +124,25 @@ def load_checkpoint_for_sampling(folder: str | Path, device: str | torch.device 
         if unexpected:
             raise ValueError(f"checkpoint {folder}: EMA tensors {unexpected[:3]} match no parameter of the network")
         net.load_state_dict(c.ema, strict=False)
-    net.eval()
+    net.eval().to(dtype=torch_type)
     svd_path = Path(c.state["records"]["svd"]["file"])
     encoders = load_frozen_encoders(svd_path).to(device)
+    encoders.image_encoder.to(dtype=torch_type)
     return LoadedModel(net, encoders, c.priors, c.state["records"], c.state["config"],
                        int(c.state["config"]["resolution"]))
 
 
+def attach_rife(model: LoadedModel, path: str | Path | None = None, *, allow_unverified: bool = False) -> None:
+    """Load RIFE (registry key ``rife-hdv3``) onto the model's device and record its weights."""
+    from .rife import load_rife
+
+    dev = next(model.net.parameters()).device
+    model.rife, record = load_rife(path, allow_unverified=allow_unverified, device=dev)
+    model.records = {**model.records, "rife": record}
+
+
 def check_whisper(checkpoint_record: dict, features_record: dict) -> None:
-    """Refuse audio features made by other Whisper weights than the checkpoint was trained on."""
+    """Refuse audio features made by other Whisper weights than the checkpoint was trained with."""
     if checkpoint_record.get("sha256") != features_record.get("sha256"):
         raise ValueError(f"the audio encoder differs from the one the checkpoint was trained with: checkpoint "
                          f"{checkpoint_record.get('file')} (sha256 {checkpoint_record.get('sha256')}), features "
@@ -82,54 +150,116 @@ def check_whisper(checkpoint_record: dict, features_record: dict) -> None:
                          "whisper-tiny weights")
 
 
+def generated_frame_count(n_frames: int, mode: str) -> int:
+    """Frames the network generates for ``n_frames`` 25-fps audio frames: ceil(T / step) (step 2 or 1).
+    ValueError when the audio is shorter than one generated frame."""
+    step = FRAME_STEP[mode]
+    if n_frames < step:
+        raise ValueError(f"audio of {n_frames} 25-fps frame(s) is shorter than one generated frame in {mode} mode "
+                         f"({step} frames = {step * 640} samples at 16 kHz)")
+    return math.ceil(n_frames / step)
+
+
+def expand_to_audio_frames(frames: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Interpolated release-mode frames (2n - 1) -> exactly ``n_frames``: the last frame repeated when short."""
+    if len(frames) > n_frames:
+        return frames[:n_frames]
+    if len(frames) < n_frames:
+        frames = torch.cat([frames, frames[-1:].expand(n_frames - len(frames), *frames.shape[1:])])
+    return frames
+
+
+def _mask_tensor(face: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W) mask in [0, 1] from a (H, W) mask or a (4,) box x1, y1, x2, y2 in reference pixels (drawn with
+    integer bounds, hard edges)."""
+    face = np.asarray(face, np.float32)
+    if face.shape == (4,):
+        return face_mask_image(tuple(int(v) for v in face), width, height).astype(np.float32) / 255.0
+    if face.shape != (height, width):
+        raise ValueError(f"face mask of shape {face.shape}: expected a (4,) box or a ({height}, {width}) mask")
+    return face
+
+
 @torch.no_grad()
 def generate_frames(model: LoadedModel, reference: torch.Tensor, whisper_states: np.ndarray, prior: np.ndarray,
-                    face_box_xyxy: np.ndarray, cfg: SampleConfig = SampleConfig(), seed: int = 0,
-                    added_time_ids: tuple[float, float, float] = (12.5, 8.0, 16.0)) -> torch.Tensor:
-    """reference (3, R, R) in [-1, 1]; whisper_states (T, 2, 5, 384); prior (1, 256) or (256,); face box in
-    reference pixels -> (T, 3, R, R) frames in [-1, 1], one per 25-fps frame of the audio."""
+                    face: np.ndarray, cfg: SampleConfig = SampleConfig(), seed: int = 0,
+                    added_time_ids: tuple[float, float, float] | None = None) -> torch.Tensor:
+    """Frames (T, 3, H, W) in [-1, 1], one per 25-fps frame of the audio.
+
+    reference: (3, H, W) in [-1, 1], H and W multiples of 8; whisper_states: (T, 2, 5, 384), T 25-fps frames;
+    prior: (1, 256) or (256,); face: (H, W) face mask in [0, 1] (e.g. :func:`~.release_image.soft_face_mask`) or
+    a (4,) face-mask box in reference pixels. ``added_time_ids`` default: the training config's, with fps 12.5
+    in release mode. Release mode needs ``model.rife`` (:func:`attach_rife`).
+    """
     net, enc = model.net, model.encoders
     dev = next(net.parameters()).device
+    dtype = next(net.parameters()).dtype
+    mode = frame_rate_for(model.train_config, cfg.frame_rate)
+    if mode == "release" and model.rife is None:
+        raise ValueError("release frame rate (12.5 fps + RIFE) needs the RIFE weights (registry key rife-hdv3): "
+                         "pass --rife PATH or use --frame-rate native")
     t = len(whisper_states)
-    n = max(t, cfg.window)  # windows need at least `window` frames; extra frames are cut after sampling
-    idx = np.minimum(np.arange(n), t - 1)
-    whisper = torch.from_numpy(whisper_windows(whisper_states, idx)).to(dev)[None]  # (1, n, 10, 5, 384)
-    res = reference.shape[-1]
-    mask = torch.from_numpy(box_masks(np.repeat(face_box_xyxy[None].astype(np.float32), n, 0), res, res)).to(dev)[None]
-    prior_t = torch.as_tensor(np.asarray(prior, np.float32).reshape(1, 1, -1), device=dev).expand(1, n, -1)
+    n = generated_frame_count(t, mode)
+    total = n + cfg.pad_frames
+    if total < cfg.window:
+        raise ValueError(f"{n} frames + {cfg.pad_frames} pad frames do not fill one {cfg.window}-frame window")
+    time_ids = tuple(added_time_ids or model.train_config.get("added_time_ids") or RELEASE_TIME_IDS)
+    if mode == "release":
+        time_ids = (RELEASE_TIME_IDS[0], *time_ids[1:])
+
+    src = FRAME_STEP[mode] * np.arange(n)  # the 25-fps frame of each generated frame
+    real = torch.from_numpy(whisper_windows(whisper_states, src))  # (n, 10, 5, 384)
+    whisper = torch.cat([real, real.new_zeros((cfg.pad_frames, *real.shape[1:]))]).to(dev, dtype)[None]
+    prior_row = torch.as_tensor(np.asarray(prior, np.float32).reshape(1, -1))
+    prior_t = torch.cat([prior_row.expand(n, -1), prior_row.new_zeros(cfg.pad_frames, prior_row.shape[1])])
+    prior_t = prior_t.to(dev, dtype)[None]  # pad frames: the null (all-zero) prior in every branch
+    h_px, w_px = reference.shape[-2:]
+    mask2d = torch.from_numpy(_mask_tensor(face, h_px, w_px)).to(dev, dtype)
+    mask = mask2d.expand(1, total, 3, h_px, w_px)  # 3 channels like the release's RGB mask image
     ref = reference.to(dev)[None]
-    ref_latent = enc.encode_latents(ref).float()  # (1, 4, h, w)
-    clip_tokens = enc.clip_embed(ref).float()
-    time_ids = torch.tensor([added_time_ids], device=dev)
+    ref_latent = enc.encode_latents(ref).float()  # (1, 4, h, w) posterior mode
+    clip_tokens = enc.clip_embed(ref).to(dtype)
     h, w = ref_latent.shape[-2:]
+    time_ids_t = torch.tensor([time_ids] * 3, device=dev, dtype=dtype)
+    # branches (uncond, image-only, full) batched on dim 0
+    ref_in = torch.stack([torch.zeros_like(ref_latent[0]), ref_latent[0], ref_latent[0]]).to(dtype)
+    clip_in = torch.cat([torch.zeros_like(clip_tokens), clip_tokens, clip_tokens])
+    drop = torch.tensor([True, True, False], device=dev)
 
     def window_denoise(x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         c_skip, c_out, c_in, c_noise = edm_v_preconditioning(sigma.float())
         f = x.shape[1]
-        outs = []
-        for keep_ref, keep_cond in ((False, False), (True, False), (True, True)):
-            r = ref_latent if keep_ref else torch.zeros_like(ref_latent)
-            sample = torch.cat([c_in * x, r[:, None].expand(-1, f, -1, -1, -1)], dim=2)
-            out = net(sample, c_noise.reshape(1), clip_tokens if keep_ref else torch.zeros_like(clip_tokens),
-                      time_ids, whisper[:, frames], prior_t[:, frames], mask[:, frames],
-                      drop_conditions=torch.tensor([not keep_cond], device=dev), retrieval=cfg.retrieval)
-            outs.append(out.unet.sample.float())
-        guided = three_branch_guidance(*outs, cfg.image_scale, cfg.condition_scale)
+        noisy = (c_in * x).to(dtype).expand(3, -1, -1, -1, -1)
+        sample = torch.cat([noisy, ref_in[:, None].expand(-1, f, -1, -1, -1)], dim=2)
+        out = net(sample, c_noise.reshape(1).to(dtype), clip_in, time_ids_t, whisper[:, frames].expand(3, -1, -1, -1, -1),
+                  prior_t[:, frames].expand(3, -1, -1), mask[:, frames].expand(3, -1, -1, -1, -1),
+                  drop_conditions=drop, retrieval=cfg.retrieval).unet.sample.float()
+        guided = three_branch_guidance(out[0:1], out[1:2], out[2:3], cfg.image_scale, cfg.condition_scale)
         return c_skip * x + c_out * guided
 
     sigmas = karras_sigmas(cfg.steps).float().to(dev)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    x = torch.randn((1, n, 4, h, w), generator=gen).to(dev) * sigmas[0]
+    noise = torch.randn((1, total, 4, h, w), generator=gen).to(dev)
+    x = ref_latent[:, None] * enc.scaling_factor + noise * sigmas[0]  # release: add_noise(ref latent, noise, t_max)
     denoise = shifted_window_denoiser(window_denoise, sigmas, cfg.window, cfg.shift)
-    latents = sample_euler(denoise, x, sigmas)[:, :t]
-    return enc.decode(latents, cfg.decode_chunk)[0]
+    latents = sample_euler(denoise, x, sigmas)
+    keep = min(total, math.ceil(n / cfg.decode_chunk) * cfg.decode_chunk)  # the release's chunks, pad dropped
+    frames = enc.decode(latents[:, :keep], cfg.decode_chunk)[0, :n]
+    if mode == "native":
+        return frames
+    from .rife import interpolate_frames
+
+    doubled = interpolate_frames(model.rife, (frames + 1) / 2) * 2 - 1  # RIFE works in [0, 1]
+    return expand_to_audio_frames(doubled, t)
 
 
 def generate(clip_row: dict, checkpoint: str | Path, seed: int = 0, *, data_root: str | Path | None = None,
              emotion: str | None = None, cfg: SampleConfig = SampleConfig(), device: str = "cpu") -> np.ndarray:
-    """Frames (T, R, R, 3) uint8 for a preprocessed clip: one per ground-truth 25-fps frame, reference = its
-    first frame, seed derived from the clip id (``seed_from_id(clip_id, seed)``), emotion from the row's label
-    (or ``emotion``) via the priors stored in the checkpoint."""
+    """Frames (T, R, R, 3) uint8 for a preprocessed clip: exactly one per ground-truth 25-fps frame in both frame
+    rate modes (release mode: the last frame repeats the one before it when T is even; see the module docstring),
+    reference = its first frame, seed derived from the clip id (``seed_from_id(clip_id, seed)``), emotion from
+    the row's label (or ``emotion``) via the priors stored in the checkpoint. The face mask is the clip's first
+    mask box drawn at the crop's size and LANCZOS-resized (soft edges), as the release draws its mask."""
     import pyarrow.parquet as pq
     import torch.nn.functional as F
 
@@ -137,7 +267,9 @@ def generate(clip_row: dict, checkpoint: str | Path, seed: int = 0, *, data_root
     from dicetalk_bench.preprocessing.audio_features import table_metadata
 
     root = Path(data_root or ".")
-    model = load_checkpoint_for_sampling(checkpoint, device)
+    model = load_checkpoint_for_sampling(checkpoint, device, cfg.dtype)
+    if frame_rate_for(model.train_config, cfg.frame_rate) == "release":
+        attach_rife(model, cfg.rife, allow_unverified=cfg.allow_unverified)
     audio_path = root / clip_row["audio_features"]
     table = pq.read_table(audio_path)
     check_whisper(model.records["whisper"], table_metadata(table.schema).get("whisper", {}))
@@ -146,11 +278,13 @@ def generate(clip_row: dict, checkpoint: str | Path, seed: int = 0, *, data_root
     ref = torch.from_numpy(first).permute(2, 0, 1).float()[None] / 127.5 - 1
     ref = F.interpolate(ref, size=(model.resolution,) * 2, mode="bilinear", antialias=True, align_corners=False)[0]
     faces = pq.read_table(root / clip_row["faces"], columns=["mask_box_crop"])
-    box = np.asarray(faces.column("mask_box_crop")[0].as_py(), np.float32) * model.resolution / clip_row["crop_size"]
+    box = np.asarray(faces.column("mask_box_crop")[0].as_py(), np.float32)
+    crop = int(clip_row["crop_size"])
+    mask = soft_face_mask(tuple(int(v) for v in box), crop, crop, model.resolution, model.resolution)
     name = emotion or clip_row.get("emotion") or "neutral"
     if name not in model.priors:
         raise ValueError(f"emotion {name!r} has no prior in checkpoint {checkpoint}; stored: {sorted(model.priors)}")
-    frames = generate_frames(model, ref, states, model.priors[name], box, cfg,
+    frames = generate_frames(model, ref, states, model.priors[name], mask, cfg,
                              seed=seed_from_id(clip_row["clip_id"], seed))
     return ((frames.permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
 

@@ -4,8 +4,9 @@
   ``EulerDiscreteScheduler`` configured by SVD-xt's ``scheduler_config.json`` (:data:`SVD_SCHEDULER_CONFIG`);
 - :func:`sample_euler`: Euler's method on the probability-flow ODE (Karras et al. 2022, Algorithm 1 without churn);
 - :func:`three_branch_guidance`: classifier-free guidance over uncond / image-only / full predictions;
-- :func:`fuse_windows`: time-aware position-shift fusion (Sonic): a whole video is denoised as 25-frame windows
-  whose tiling start moves by 7 frames per step, wrapping around, predictions averaged per frame.
+- :func:`release_windows` / :func:`fuse_windows`: time-aware position-shift fusion as the DICE-Talk release runs it
+  (from Sonic): the video plus 25 pad frames is denoised as 25-frame windows whose tiling moves back by 7 frames
+  per step modulo 25, wrapping around, predictions averaged per frame.
 
 A *denoiser* maps ``(x, sigma)`` to the denoised estimate D(x; sigma) (same shape as ``x``).
 """
@@ -104,43 +105,60 @@ def three_branch_guidance(uncond: torch.Tensor, image: torch.Tensor, full: torch
     return uncond + image_scale * (image - uncond) + condition_scale * (full - image)
 
 
-def window_indices(num_frames: int, window: int, start: int) -> list[torch.Tensor]:
-    """Frame indices of the windows tiling ``num_frames`` frames from ``start``, wrapping around.
+def release_window_starts(total: int, window: int, step: int, shift: int) -> list[int]:
+    """First frame of each window at Euler step ``step`` (DICE-Talk / Sonic release rule).
 
-    ceil(num_frames / window) windows of ``window`` consecutive frames (mod num_frames); when ``window`` does
-    not divide ``num_frames`` the last window wraps onto frames already covered. Needs num_frames >= window.
+    The release tiles the ``total`` frames (real frames plus pad frames) from ``range(0, total, window)`` and
+    moves every start back by an offset that grows by ``shift`` per step modulo ``window``: offset =
+    (shift * step) mod window. Starts may be negative; frame indices are taken modulo ``total``.
     """
-    if num_frames < window:
-        raise ValueError(f"need at least {window} frames for {window}-frame windows, got {num_frames}; pad the "
-                         "video (e.g. repeat its last frame) before sampling")
-    n_windows = math.ceil(num_frames / window)
+    if window < 1 or total < 1:
+        raise ValueError(f"window and total must be >= 1, got window {window}, total {total}")
+    offset = (shift * step) % window
+    return [s - offset for s in range(0, total, window)]
+
+
+def release_windows(total: int, window: int, step: int, shift: int) -> list[torch.Tensor]:
+    """(window,) int64 frame indices of each window of :func:`release_window_starts`, wrapped modulo ``total``.
+
+    ceil(total / window) windows; when ``window`` does not divide ``total`` the last window wraps onto frames
+    already covered, which are then averaged over the windows holding them. Needs total >= window (the
+    sampler appends ``window`` pad frames, so any clip of at least one frame qualifies).
+    """
+    if total < window:
+        raise ValueError(f"need at least {window} frames for {window}-frame windows, got {total}; append pad frames "
+                         "before sampling")
     base = torch.arange(window)
-    return [(start + j * window + base) % num_frames for j in range(n_windows)]
+    return [(start + base) % total for start in release_window_starts(total, window, step, shift)]
 
 
 def fuse_windows(window_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
-                 window: int, start: int) -> torch.Tensor:
-    """Apply ``window_fn(x[:, idx], idx)`` to every window of :func:`window_indices` and average per frame.
+                 windows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Apply ``window_fn(x[:, idx], idx)`` to every window ``idx`` and average per frame.
 
-    x: (B, N, ...) with frames on dim 1; ``window_fn`` returns (B, window, ...). Every frame's output is the
-    mean of the predictions of the windows covering it (each covering window weighted equally).
+    x: (B, N, ...) with frames on dim 1; ``windows``: (window,) index tensors covering every frame at least once;
+    ``window_fn`` returns (B, window, ...). Every frame's output is the mean of the predictions of the windows
+    covering it (each covering window weighted equally). The release averages the latents after an Euler step of
+    each window instead; the step is affine in the prediction with the same input, so both are equal.
     """
     n = x.shape[1]
     total = None
     count = torch.zeros(n, dtype=x.dtype, device=x.device)
-    for idx in window_indices(n, window, start):
+    for idx in windows:
         idx = idx.to(x.device)
         pred = window_fn(x[:, idx], idx)
         if total is None:
             total = torch.zeros((x.shape[0], n, *pred.shape[2:]), dtype=pred.dtype, device=pred.device)
         total.index_add_(1, idx, pred)
         count.index_add_(0, idx, torch.ones_like(idx, dtype=x.dtype))
-    return total / count.reshape(1, n, *([1] * (total.ndim - 2)))
+    if total is None or bool((count == 0).any()):
+        raise ValueError(f"windows leave frames {torch.nonzero(count == 0).flatten().tolist()[:5]} uncovered")
+    return total / count.reshape(1, n, *([1] * (total.ndim - 2))).to(total.dtype)
 
 
 def shifted_window_denoiser(window_denoise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
                             sigmas: torch.Tensor, window: int = 25, shift: int = 7) -> Denoiser:
-    """Whole-video denoiser whose tiling start moves by ``shift`` frames at each step (Sonic/DICE-Talk: 25, 7).
+    """Whole-video denoiser over the windows of :func:`release_windows` (release: 25-frame windows, shift 7).
 
     ``window_denoise(x_window, sigma, frame_idx)`` denoises one window; the step number is recovered from
     ``sigma``'s position in ``sigmas``, so the returned callable plugs into :func:`sample_euler`.
@@ -149,10 +167,15 @@ def shifted_window_denoiser(window_denoise: Callable[[torch.Tensor, torch.Tensor
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         step = levels.index(float(sigma))
-        start = (step * shift) % x.shape[1]
-        return fuse_windows(lambda xw, idx: window_denoise(xw, sigma, idx), x, window, start)
+        windows = release_windows(x.shape[1], window, step, shift)
+        return fuse_windows(lambda xw, idx: window_denoise(xw, sigma, idx), x, windows)
 
     return denoise
+
+
+def unet_calls_per_step(n_frames: int, window: int = 25, pad: int = 25) -> int:
+    """Windows (UNet calls, the three guidance branches batched in one) per Euler step: ceil((N + pad) / window)."""
+    return math.ceil((n_frames + pad) / window)
 
 
 def seed_from_id(clip_id: str, base_seed: int = 0) -> int:

@@ -43,11 +43,19 @@ class _Conditions:
     num_frames: int
 
 
+def downsample_face_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, 1, H, W) face mask -> (N, 1, height, width) at a block's resolution, as the release does it: bicubic
+    interpolation without antialiasing (diffusers ``IPAdapterMaskProcessor.downsample``), so values at the box
+    edge may overshoot [0, 1] slightly."""
+    if mask.shape[-2:] == (height, width):
+        return mask
+    return F.interpolate(mask, size=(height, width), mode="bicubic", align_corners=False)
+
+
 def _spatial_context(cond: _Conditions, height: int, width: int) -> CrossAttnContext:
     masks = None
     if cond.face_mask is not None and cond.ip_tokens:
-        # area-average the mask to the block's resolution: soft weights at the box edge
-        m = F.adaptive_avg_pool2d(cond.face_mask.to(cond.clip.dtype), (height, width)).flatten(1)
+        m = downsample_face_mask(cond.face_mask.to(cond.clip.dtype), height, width).flatten(1)
         masks = (m,) * len(cond.ip_tokens)
     return CrossAttnContext(clip=cond.clip, ip_tokens=cond.ip_tokens, ip_masks=masks)
 
@@ -120,7 +128,7 @@ class DiceTalkUNet(UNetSpatioTemporalConditionModel):
         timestep: () or (B,) (SVD: 0.25 * log sigma); encoder_hidden_states: (B, L, D) CLIP tokens for all frames
         or (B, F, L, D) per frame; added_time_ids: (B, 3) [fps, motion bucket, expression bucket];
         audio_tokens / emotion_tokens: (B, F, T, D), both or neither; face_mask: (B, F, 1, H, W) in [0, 1] at
-        any resolution (it is area-pooled to each block); spatial_condition: (B, F, C0, h, w) PoseGuider output.
+        any resolution (bicubic-downsampled to each block, :func:`downsample_face_mask`); spatial_condition: (B, F, C0, h, w) PoseGuider output.
         """
         b, f = sample.shape[:2]
         if (audio_tokens is None) != (emotion_tokens is None):

@@ -7,11 +7,13 @@ The crop is a similarity transform from source pixels ``p`` to crop pixels ``q``
 with ``c`` the crop centre (source pixels), ``side`` the square's side in source pixels and ``theta`` the
 eye-line angle (0 without roll alignment). It is stored as a 2x3 affine matrix (OpenCV convention).
 
-Square rule (Sonic / DICE-Talk ``process_bbox``, datasets reference §1.3): expand the box by
-``expand_ratio`` x its size on each side, then take the square around the box centre:
-``side = max(w, h) * (1 + 2 * expand_ratio)``; DICE-Talk uses ``expand_ratio = 0.5`` (side = 2 x box).
-Parts of the square outside the frame are filled with black. The face-region mask box is the face box
-scaled by 1.1 about its centre (DICE-Talk ``area: 1.1``), in crop pixels.
+Square rule of this toolkit's training data: the square around the box centre with
+``side = max(w, h) * (1 + 2 * expand_ratio)`` (``expand_ratio = 0.5``: side = 2 x the box's longer side);
+parts of the square outside the frame are filled with black, so the face stays centred at every border.
+This is *not* the DICE-Talk release's crop (its ``process_bbox`` clamps the expanded box to the image and takes
+a square of side min(w, h) of it, moved towards the face; implemented for sampling in
+``dicetalk_bench.model.release_image``). The face-region mask box is the face box scaled by 1.1 about its centre
+(DICE-Talk ``area: 1.1``), in crop pixels.
 """
 
 from __future__ import annotations

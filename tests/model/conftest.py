@@ -116,3 +116,13 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def rife_file(tmp_path_factory) -> Path:
+    """Random RIFE HDv3 weights in the release's file format (``module.``-prefixed ``flownet.pkl``)."""
+    from dicetalk_bench.model.rife import write_random_rife
+
+    path = tmp_path_factory.mktemp("rife") / "flownet.pkl"
+    write_random_rife(path, 0)
+    return path

@@ -74,8 +74,12 @@ def test_sample_writes_a_playable_mp4_as_long_as_its_audio(chain, mode: str, tmp
         emotion = ["--emotion", str(raw / "M003" / "video" / "front" / "angry" / "level_3" / "028.mp4"),
                    "--embedder", str(chain / "embedder")]
     out = tmp_path / f"{mode}.mp4"
+    from dicetalk_bench.model.rife import write_random_rife
+
+    write_random_rife(tmp_path / "flownet.pkl", 0)  # the generator trained at frame_stride 2: release mode + RIFE
     _cli("sample", "--checkpoint", str(chain / "gen"), "--image", str(tmp_path / "face.png"), "--audio", str(audio),
-         *emotion, "--out", str(out), "--steps", "2", "--device", "cpu", "--allow-unverified", cwd=tmp_path)
+         *emotion, "--out", str(out), "--steps", "2", "--device", "cpu", "--allow-unverified",
+         "--rife", str(tmp_path / "flownet.pkl"), cwd=tmp_path)
     info, speech = media.probe(out), media.probe(audio)
     assert info.has_video and info.has_audio and info.fps == pytest.approx(25.0)
     assert info.n_frames == int(speech.duration_s * 25 + 1e-6)

@@ -252,3 +252,20 @@ def test_model_config_lookup():
         get_model_config("huge")
     with pytest.raises(Exception):
         TINY.ip_scales = (0.0, 0.0)  # frozen
+
+
+def test_face_mask_downsampling_equals_diffusers_ip_adapter_mask_processor():
+    """The release downsamples the face mask with diffusers' IPAdapterMaskProcessor.downsample (bicubic) for every
+    block; ours must give the same weights per query position (a soft LANCZOS-edged mask, 64 px -> 8 and 4)."""
+    from diffusers.image_processor import IPAdapterMaskProcessor
+
+    from dicetalk_bench.model.release_image import soft_face_mask
+    from dicetalk_bench.model.unet import downsample_face_mask
+
+    mask = torch.from_numpy(soft_face_mask((30, 25, 150, 170), 192, 192, 64, 64))[None, None]
+    for side in (8, 4):
+        ours = downsample_face_mask(mask, side, side).flatten(1)
+        ref = IPAdapterMaskProcessor.downsample(mask[:, 0], 1, side * side, 1)[..., 0]
+        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6)
+    area = torch.nn.functional.adaptive_avg_pool2d(mask, (8, 8)).flatten(1)
+    assert (downsample_face_mask(mask, 8, 8).flatten(1) - area).abs().max() > 0.05  # not area averaging

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dicetalk_bench.model.sampling import (edm_v_preconditioning, fuse_windows, karras_sigmas, make_svd_scheduler,
-                                           sample_euler, seed_from_id, shifted_window_denoiser,
-                                           three_branch_guidance, v_target, window_indices)
+                                           release_windows, sample_euler, seed_from_id, three_branch_guidance,
+                                           v_target)
 
 
 def test_karras_sigmas_equal_svd_scheduler():
@@ -67,47 +67,29 @@ def test_three_branch_guidance():
                                c + three_branch_guidance(u, i, f, 3.0, 6.0))
 
 
-def test_shift_zero_equals_plain_windowing():
+def test_step_zero_equals_plain_windowing():
     x = torch.randn(2, 75, 3)
     fn = lambda xw, idx: xw.cumsum(1) * (1 + idx[None, :, None])  # window-dependent, not per-frame
-    fused = fuse_windows(fn, x, 25, 0)
+    fused = fuse_windows(fn, x, release_windows(75, 25, 0, 7))
     plain = torch.cat([fn(x[:, s:s + 25], torch.arange(s, s + 25)) for s in (0, 25, 50)], dim=1)
     torch.testing.assert_close(fused, plain)
 
 
-@pytest.mark.parametrize("n, start", [(25, 0), (60, 7), (60, 14), (77, 70), (100, 21)])
-def test_fusion_weights_every_frame_equally(n, start):
-    windows = window_indices(n, 25, start)
+@pytest.mark.parametrize("n, step", [(25, 0), (60, 1), (60, 2), (77, 10), (100, 3)])
+def test_fusion_weights_every_frame_equally(n, step):
+    windows = release_windows(n, 25, step, 7)
     counts = torch.zeros(n).index_add_(0, torch.cat(windows), torch.ones(25 * len(windows)))
     assert counts.min() >= 1 and len(windows) == -(-n // 25)
     x = torch.randn(1, n, 2)
-    torch.testing.assert_close(fuse_windows(lambda xw, idx: xw, x, 25, start), x)  # weights sum to one
-    torch.testing.assert_close(fuse_windows(lambda xw, idx: torch.ones_like(xw), x, 25, start), torch.ones_like(x))
-    # a frame covered twice gets the plain mean of its two predictions
-    calls = []
-    fused = fuse_windows(lambda xw, idx: (calls.append(idx) or torch.full_like(xw, float(len(calls)))), x, 25, start)
-    expected = torch.zeros(n)
-    for k, idx in enumerate(calls, start=1):
-        expected.index_add_(0, idx, torch.full((25,), float(k)))
-    torch.testing.assert_close(fused[0, :, 0], expected / counts)
+    torch.testing.assert_close(fuse_windows(lambda xw, idx: xw, x, windows), x)  # weights sum to one
+    torch.testing.assert_close(fuse_windows(lambda xw, idx: torch.ones_like(xw), x, windows), torch.ones_like(x))
 
 
-def test_windows_wrap_around_and_shift_per_step():
-    assert window_indices(30, 25, 20)[0].tolist() == [20, 21, 22, 23, 24, 25, 26, 27, 28, 29] + list(range(15))
-    with pytest.raises(ValueError, match="at least 25 frames"):
-        window_indices(10, 25, 0)
-    sigmas = karras_sigmas(3)
-    starts = []
-
-    def window_denoise(xw, sigma, idx):
-        if idx[0] not in [s for s, _ in starts]:
-            starts.append((int(idx[0]), float(sigma)))
-        return xw
-
-    den = shifted_window_denoiser(window_denoise, sigmas, window=25, shift=7)
-    for s in sigmas[:-1]:
-        den(torch.zeros(1, 50, 1), s)
-    assert [s for s, _ in starts if s < 25] == [0, 7, 14]
+def test_windows_wrap_around():
+    # step 1: starts moved back by 7 -> the first window wraps from the end of the sequence to its start
+    assert release_windows(30, 25, 1, 7)[0].tolist() == list(range(23, 30)) + list(range(18))
+    with pytest.raises(ValueError, match="uncovered"):
+        fuse_windows(lambda xw, idx: xw, torch.zeros(1, 30, 1), release_windows(30, 25, 0, 7)[:1])
 
 
 def test_seed_from_id_is_stable_and_distinct():
