@@ -1,10 +1,14 @@
-"""Sample a talking-head video from a trained DICE-Talk checkpoint.
+"""Sample a talking-head video from a trained DICE-Talk checkpoint or an official release folder.
 
 ``python -m dicetalk_bench.sample --checkpoint CKPT --image IMG --audio WAV --emotion {name | prior.npy |
 reference.mp4} --out OUT.mp4``: ``name`` resolves to the priors stored in the checkpoint; a ``.npy`` is read with
 the safe prior loader; a video is embedded by the emotion embedder given with ``--embedder`` (V-mode), which
 must be the one whose priors trained the checkpoint. The audio is encoded with the Whisper weights the checkpoint was trained with (refused otherwise); the
 video has one frame per 40 ms of audio (25 fps) and carries the audio.
+
+``--checkpoint`` also accepts an official release folder (``unet.pth``, ``pose_guider.pth``, ``audio_linear.pth``,
+``emo_model.pth``, priors in ``emo/``): the SVD-xt folder, whisper-tiny and the priors it does not hold come from
+``--svd``, ``--whisper``, ``--priors`` or the weights registry (docs/model.md, "Reproducing the release").
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Sequence
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dicetalk_bench.sample", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder (<run>/checkpoints/step_N) or run folder")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint folder (<run>/checkpoints/step_N), run folder, or official release folder")
     p.add_argument("--image", required=True, help="reference portrait (png/jpg)")
     p.add_argument("--audio", required=True, help="speech (wav/m4a/mp3), resampled to 16 kHz mono")
     p.add_argument("--emotion", default="neutral",
@@ -25,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedder", help="output folder of `python -m dicetalk_bench.train_embedder` (V-mode)")
     p.add_argument("--out", required=True, help="output .mp4 (H.264 + AAC, 25 fps)")
     p.add_argument("--face-box", help="x1,y1,x2,y2 face box in image pixels (default: detect with BlazeFace)")
-    p.add_argument("--whisper", help="whisper-tiny folder or random:SEED (default: the one in the checkpoint)")
+    p.add_argument("--whisper", help="whisper-tiny folder or random:SEED (default: the one in the checkpoint; for a "
+                                     "release folder the weights registry's whisper-tiny)")
+    p.add_argument("--svd", help="SVD-xt diffusers folder for a release folder (default: weights registry svd-xt)")
+    p.add_argument("--priors", help="emotion priors folder for a release folder without emo/ (default: weights "
+                                    "registry dicetalk-priors)")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--image-scale", type=float, default=3.0)
     p.add_argument("--condition-scale", type=float, default=6.0)
@@ -93,18 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PIL import Image
 
     from dicetalk_bench import media
-    from dicetalk_bench.model import checkpoint as ckpt
-    from dicetalk_bench.model.pipeline import SampleConfig, check_whisper, generate_frames, load_checkpoint_for_sampling
+    from dicetalk_bench.model.pipeline import SampleConfig, check_whisper, generate_frames, load_model
     from dicetalk_bench.model.priors import load_prior
+    from dicetalk_bench.model.release import ReleaseSources
+    from dicetalk_bench.weights import WeightsError
     from dicetalk_bench.preprocessing.audio_features import SAMPLES_PER_FRAME, n_video_frames, whisper_states
     from dicetalk_bench.preprocessing.whisper import load_whisper
 
     try:
-        folder = Path(args.checkpoint)
-        if not (folder / "state.json").is_file():
-            folder = ckpt.latest_checkpoint(folder) or folder
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = load_checkpoint_for_sampling(folder, device)
+        sources = ReleaseSources(svd=args.svd, whisper=args.whisper, priors=args.priors,
+                                 allow_unverified=args.allow_unverified)
+        model = load_model(args.checkpoint, device, sources)
         if args.emotion.endswith(".npy"):
             prior = load_prior(args.emotion)
         elif Path(args.emotion).suffix.lower() in VIDEO_SUFFIXES:
@@ -128,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         states = whisper_states(samples, handle.encoder, n_frames)
         cfg = SampleConfig(steps=args.steps, image_scale=args.image_scale, condition_scale=args.condition_scale)
         frames = generate_frames(model, ref, states, prior, box, cfg, seed=args.seed)
-    except (ValueError, FileNotFoundError, media.MediaError) as exc:
+    except (ValueError, FileNotFoundError, media.MediaError, WeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     video = ((frames.permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)

@@ -14,7 +14,7 @@ which is logged. Train with ``frame_stride: 1`` for a matched 25-fps model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,32 @@ class LoadedModel:
     records: dict
     train_config: dict
     resolution: int
+    frame_stride: int = 1  # 25-fps frames per generated frame the weights were trained on (release: 2)
+    provenance: dict = field(default_factory=dict)  # kind, label, frame_stride, file hashes (results record it)
+
+
+def _checkpoint_provenance(folder: Path, state: dict) -> dict:
+    if state.get("kind") == "converted-release":  # convert_release keeps the release's record and label
+        return dict(state["release"], kind="converted-release", converted_folder=str(folder))
+    return {"kind": "checkpoint", "label": "trained checkpoint", "folder": str(folder), "step": state.get("step"),
+            "frame_stride": int(state["config"].get("frame_stride", 1))}
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", sources=None) -> LoadedModel:
+    """Load whatever ``--checkpoint`` names for sampling: a training checkpoint, a run folder (its latest
+    checkpoint), or an official release folder (``sources``: a :class:`~.release.ReleaseSources` for the SVD-xt,
+    whisper-tiny and priors it does not hold). Every check runs here, before any sampling."""
+    kind = ckpt.checkpoint_kind(path)
+    if kind == "release":
+        from .release import ReleaseSources, load_release
+
+        rel = load_release(path, sources or ReleaseSources(), device)
+        return LoadedModel(rel.net, rel.encoders, rel.priors, rel.records,
+                           {"resolution": rel.cfg.sample_resolution, "frame_stride": rel.provenance["frame_stride"],
+                            "model": rel.cfg.name}, rel.cfg.sample_resolution,
+                           rel.provenance["frame_stride"], rel.provenance)
+    folder = ckpt.latest_checkpoint(path) if kind == "run" else Path(path)
+    return load_checkpoint_for_sampling(folder, device)
 
 
 def load_checkpoint_for_sampling(folder: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -70,7 +96,8 @@ def load_checkpoint_for_sampling(folder: str | Path, device: str | torch.device 
     svd_path = Path(c.state["records"]["svd"]["file"])
     encoders = load_frozen_encoders(svd_path).to(device)
     return LoadedModel(net, encoders, c.priors, c.state["records"], c.state["config"],
-                       int(c.state["config"]["resolution"]))
+                       int(c.state["config"]["resolution"]), int(c.state["config"].get("frame_stride", 1)),
+                       _checkpoint_provenance(Path(folder), c.state))
 
 
 def check_whisper(checkpoint_record: dict, features_record: dict) -> None:
@@ -125,11 +152,15 @@ def generate_frames(model: LoadedModel, reference: torch.Tensor, whisper_states:
     return enc.decode(latents, cfg.decode_chunk)[0]
 
 
-def generate(clip_row: dict, checkpoint: str | Path, seed: int = 0, *, data_root: str | Path | None = None,
-             emotion: str | None = None, cfg: SampleConfig = SampleConfig(), device: str = "cpu") -> np.ndarray:
+def generate(clip_row: dict, checkpoint: str | Path | LoadedModel, seed: int = 0, *,
+             data_root: str | Path | None = None, emotion: str | None = None, cfg: SampleConfig = SampleConfig(),
+             device: str = "cpu", sources=None) -> np.ndarray:
     """Frames (T, R, R, 3) uint8 for a preprocessed clip: one per ground-truth 25-fps frame, reference = its
     first frame, seed derived from the clip id (``seed_from_id(clip_id, seed)``), emotion from the row's label
-    (or ``emotion``) via the priors stored in the checkpoint."""
+    (or ``emotion``) via the priors stored in the checkpoint.
+
+    ``checkpoint``: anything :func:`load_model` accepts (``sources`` locates what a release folder does not hold),
+    or an already loaded model (what ``evaluate`` passes, so the weights are read and checked once)."""
     import pyarrow.parquet as pq
     import torch.nn.functional as F
 
@@ -137,7 +168,7 @@ def generate(clip_row: dict, checkpoint: str | Path, seed: int = 0, *, data_root
     from dicetalk_bench.preprocessing.audio_features import table_metadata
 
     root = Path(data_root or ".")
-    model = load_checkpoint_for_sampling(checkpoint, device)
+    model = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, device, sources)
     audio_path = root / clip_row["audio_features"]
     table = pq.read_table(audio_path)
     check_whisper(model.records["whisper"], table_metadata(table.schema).get("whisper", {}))
