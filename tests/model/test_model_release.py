@@ -243,3 +243,39 @@ def test_bad_release_input_is_refused_before_sampling(case, release, svd_dir, tm
                      encoders=False)
     assert convert_release.main([str(bad), str(tmp_path / "conv"), "--svd", str(svd_dir), "--allow-unverified"]) == 1
     assert not (tmp_path / "conv").exists() and not list(tmp_path.glob("conv.tmp*"))
+
+
+# ---------------------------------------------------------------------------------------------- fine-tuning
+
+
+def test_init_from_starts_a_new_run_from_converted_weights(release, svd_dir, priors_dir, preprocessed, tmp_path):
+    from dicetalk_bench.model.checkpoint import latest_checkpoint, read_checkpoint
+    from dicetalk_bench.model.release import convert_release
+    from dicetalk_bench.model.train_loop import TrainConfig, resume, setup, train
+    from dicetalk_bench.preprocessing.whisper import whisper_record
+
+    processed = _conftest().write_preprocessed(tmp_path / "processed", whisper=whisper_record("random:0"))
+    converted = convert_release(release, tmp_path / "converted", ReleaseSources(svd=str(svd_dir), whisper="random:0",
+                                                                                 allow_unverified=True))
+    start = read_checkpoint(converted).model
+    cfg = TrainConfig(data_root=processed, emotion_source="class-mean", priors_dir=priors_dir, svd=str(svd_dir),
+                      allow_unverified=True, out_dir=tmp_path / "run", num_frames=4, resolution=32, steps=1,
+                      checkpoint_every=1, init_from=converted, memory_check=False)
+    run = setup(cfg, "cpu")
+    assert run.step == 0 and run.records["init_from"]["label"] == LABEL_UNPINNED
+    for name, value in run.net.state_dict().items():  # the first step starts from the converted weights
+        assert torch.equal(value, start[name]), name
+    train(cfg, device="cpu")
+    step1 = read_checkpoint(latest_checkpoint(tmp_path / "run"))
+    assert step1.step == 1 and step1.state["records"]["init_from"]["folder"] == str(converted)
+    assert any(not torch.equal(step1.model[k], start[k]) for k in start)  # it trained
+    # --resume keeps meaning "continue this run": its own latest checkpoint, not init_from again
+    resumed = resume(setup(cfg, "cpu"))
+    assert resumed.step == 1
+    for name, value in resumed.net.state_dict().items():
+        assert torch.equal(value, step1.model[name]), name
+    # features of other Whisper weights than the converted release's are refused; so is a release folder itself
+    with pytest.raises(ValueError, match="other Whisper weights"):
+        setup(TrainConfig(**{**cfg.__dict__, "data_root": preprocessed, "out_dir": tmp_path / "x"}), "cpu")
+    with pytest.raises(ValueError, match="convert it first"):
+        setup(TrainConfig(**{**cfg.__dict__, "init_from": release, "out_dir": tmp_path / "y"}), "cpu")
