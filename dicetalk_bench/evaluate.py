@@ -242,6 +242,24 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _load_checkpoint(cfg: EvalConfig, checkpoint: Path) -> tuple[Any, Path]:
+    """The model of ``--checkpoint`` (training checkpoint, run folder or release folder, whose SVD-xt, whisper-tiny
+    and priors come from ``--weights svd-xt=... whisper-tiny=... dicetalk-priors=...`` or the registry), loaded
+    and checked once before any clip is generated; returns it and the folder it came from."""
+    from dicetalk_bench.model import checkpoint as ckpt_mod
+    from dicetalk_bench.model.pipeline import load_model
+    from dicetalk_bench.model.release import ReleaseSources
+    from dicetalk_bench.weights import WeightsError
+
+    try:
+        kind = ckpt_mod.checkpoint_kind(checkpoint)
+        folder = ckpt_mod.latest_checkpoint(checkpoint) if kind == "run" else checkpoint
+        model = load_model(checkpoint, cfg.device, ReleaseSources.from_weights(cfg.weights, cfg.allow_unverified))
+    except (ValueError, FileNotFoundError, WeightsError) as exc:
+        raise EvaluateError(f"--checkpoint {checkpoint}: {exc}") from exc
+    return model, folder
+
+
 def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
     """Generate every test clip of ``cfg.dataset`` in ``cfg.processed`` with ``cfg.checkpoint``.
 
@@ -265,6 +283,8 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
         raise EvaluateError("generation from checkpoints is not available in this build "
                             "(dicetalk_bench.model.pipeline has no generate()); generate the videos elsewhere and "
                             "score them with --videos DIR")
+    model, folder = _load_checkpoint(cfg, folder)
+
     import numpy as np
 
     from dicetalk_bench import media
@@ -280,7 +300,7 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
     for row in tqdm(rows, desc=f"generating {cfg.dataset} test clips", unit="clip"):
         clip_id = row["clip_id"]
         try:
-            frames = generate(row, folder, seed=cfg.seed, data_root=processed, cfg=sample_cfg, device=cfg.device)
+            frames = generate(row, model, seed=cfg.seed, data_root=processed, cfg=sample_cfg, device=cfg.device)
             try:
                 audio = media.read_audio(processed / row["video"], AUDIO_RATE)
                 audio = audio[: int(round(len(frames) / GENERATED_FPS * AUDIO_RATE))]
@@ -306,8 +326,10 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
             _link_or_copy(processed / row["video"], reference / f"{row['clip_id']}.mp4")
     record = {"path": str(folder), "sha256": tree_sha256(folder), "n_test_clips": len(rows), "n_generated": n_ok,
               "generation_failures": failures, "sample_steps": cfg.sample_steps, "fps": GENERATED_FPS,
-              "frame_rate": cfg.frame_rate or "checkpoint",
-              "processed": str(processed), "weights": checkpoint_weights(folder)}
+              "frame_rate": cfg.frame_rate or "checkpoint", "processed": str(processed),
+              "kind": model.provenance.get("kind"), "label": model.provenance.get("label"),
+              "frame_stride": model.frame_stride, "release": model.provenance,
+              "weights": checkpoint_weights(folder) or dict(model.records)}
     return gen_dir, reference, record
 
 

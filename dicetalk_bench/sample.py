@@ -1,4 +1,4 @@
-"""Sample a talking-head video from a trained DICE-Talk checkpoint.
+"""Sample a talking-head video from a trained DICE-Talk checkpoint or an official release folder.
 
 ``python -m dicetalk_bench.sample --checkpoint CKPT --image IMG --audio WAV --emotion {name | prior.npy |
 reference.mp4} --out OUT.mp4``: ``name`` resolves to the priors stored in the checkpoint; a ``.npy`` is read with
@@ -9,11 +9,15 @@ Every argument is checked before the model loads (:func:`check_inputs`: the chec
 among the 8 MEAD emotions and the checkpoint's priors, the files, the face detector's weights); a set-up error
 prints ``error: ...`` and exits 1.
 
+``--checkpoint`` also accepts an official release folder (``unet.pth``, ``pose_guider.pth``, ``audio_linear.pth``,
+``emo_model.pth``, priors in ``emo/``): the SVD-xt folder, whisper-tiny and the priors it does not hold come from
+``--svd``, ``--whisper``, ``--priors`` or the weights registry (docs/model.md, "Reproducing the release").
+
 Sampling follows the DICE-Talk release (docs/model.md, "Reproducing the release"): ``--frame-rate release``
-(the default for checkpoints trained with ``frame_stride`` 2) generates 12.5 fps and doubles it with RIFE;
-``--crop release`` crops the portrait around the face as the release's demo does; non-square portraits keep
-their aspect (shorter side = the model's resolution); ``--keep-resolution`` scales the video back to the
-portrait's size.
+(the default for checkpoints trained with ``frame_stride`` 2, and for release folders) generates 12.5 fps and
+doubles it with RIFE; ``--crop release`` crops the portrait around the face as the release's demo does; non-square
+portraits keep their aspect (shorter side = the model's resolution); ``--keep-resolution`` scales the video back to
+the portrait's size.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import Sequence
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dicetalk_bench.sample", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder (<run>/checkpoints/step_N) or run folder")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint folder (<run>/checkpoints/step_N), run folder, or official release folder")
     p.add_argument("--image", required=True, help="reference portrait (png/jpg)")
     p.add_argument("--audio", required=True, help="speech (wav/m4a/mp3), resampled to 16 kHz mono")
     p.add_argument("--emotion", default="neutral",
@@ -34,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedder", help="output folder of `python -m dicetalk_bench.train_embedder` (V-mode)")
     p.add_argument("--out", required=True, help="output .mp4 (H.264 + AAC, 25 fps)")
     p.add_argument("--face-box", help="x1,y1,x2,y2 face box in image pixels (default: detect with BlazeFace)")
-    p.add_argument("--whisper", help="whisper-tiny folder or random:SEED (default: the one in the checkpoint)")
+    p.add_argument("--whisper", help="whisper-tiny folder or random:SEED (default: the one in the checkpoint; for a "
+                                     "release folder the weights registry's whisper-tiny)")
+    p.add_argument("--svd", help="SVD-xt diffusers folder for a release folder (default: weights registry svd-xt)")
+    p.add_argument("--priors", help="emotion priors folder for a release folder without emo/ (default: weights "
+                                    "registry dicetalk-priors)")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--image-scale", type=float, default=3.0)
     p.add_argument("--condition-scale", type=float, default=6.0)
@@ -132,7 +141,7 @@ def check_inputs(args: argparse.Namespace):
     from pathlib import Path
 
     from dicetalk_bench.errors import SetupError
-    from dicetalk_bench.model.checkpoint_kind import check_generator_files, generator_checkpoint
+    from dicetalk_bench.model.checkpoint_kind import check_generator_files, generator_checkpoint, is_release_folder
     from dicetalk_bench.model.priors import PRIOR_EMOTIONS
 
     emotion = args.emotion
@@ -159,7 +168,8 @@ def check_inputs(args: argparse.Namespace):
         raise SetupError(f"--whisper {args.whisper}: no such folder (give a whisper-tiny folder or random:SEED)")
     folder = generator_checkpoint(args.checkpoint, command="sample")
     check_generator_files(folder)
-    if suffix != ".npy" and suffix not in VIDEO_SUFFIXES:
+    release = is_release_folder(folder)  # its priors come from emo/ or the registry (checked when it loads)
+    if suffix != ".npy" and suffix not in VIDEO_SUFFIXES and not release:
         stored = _stored_emotions(folder)
         if emotion not in stored:
             raise SetupError(f"--emotion {emotion!r}: checkpoint {folder} stores priors for "
@@ -211,16 +221,18 @@ def _sample(args: argparse.Namespace, folder) -> int:
 
     from dicetalk_bench import media
     from dicetalk_bench.model.pipeline import (SampleConfig, attach_rife, check_whisper, frame_rate_for,
-                                               generate_frames, generated_frame_count, load_checkpoint_for_sampling,
-                                               torch_dtype)
+                                               generate_frames, generated_frame_count, load_model, torch_dtype)
     from dicetalk_bench.model.priors import load_prior
+    from dicetalk_bench.model.release import ReleaseSources
     from dicetalk_bench.model.release_image import release_image_size, release_mask_box, resize_lanczos, soft_face_mask
     from dicetalk_bench.preprocessing.audio_features import SAMPLES_PER_FRAME, n_video_frames, whisper_states
     from dicetalk_bench.preprocessing.whisper import load_whisper
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype(args.dtype, device)
-    mode = frame_rate_for(json.loads((folder / "state.json").read_text())["config"], args.frame_rate)
+    state_file = folder / "state.json"  # a release folder has none: it was trained at frame_stride 2
+    train_config = json.loads(state_file.read_text())["config"] if state_file.is_file() else {"frame_stride": 2}
+    mode = frame_rate_for(train_config, args.frame_rate)
     # cheap checks on the inputs before any model is loaded
     image = np.array(Image.open(args.image).convert("RGB"))
     image, box = _portrait(args, image, _face_box(args, image))
@@ -230,7 +242,9 @@ def _sample(args: argparse.Namespace, folder) -> int:
         generated_frame_count(n_frames, mode)
     except ValueError as exc:
         raise ValueError(f"{args.audio}: {exc}") from None
-    model = load_checkpoint_for_sampling(folder, device, args.dtype)
+    sources = ReleaseSources(svd=args.svd, whisper=args.whisper, priors=args.priors,
+                             allow_unverified=args.allow_unverified)
+    model = load_model(folder, device, sources, args.dtype)
     if mode == "release":
         attach_rife(model, args.rife, allow_unverified=args.allow_unverified)
     if args.emotion.endswith(".npy"):

@@ -1,7 +1,10 @@
 """Train DICE-Talk: ``python -m dicetalk_bench.train --config CONFIG.yaml [--resume] [key=value ...]``.
 
 The YAML holds the fields of :class:`dicetalk_bench.model.train_loop.TrainConfig` (``model: tiny | paper``,
-``data_root``, ``priors_dir``, ``svd``, ``out_dir``, ``steps`` ...); ``key=value`` arguments override it.
+``data_root``, ``embedder_dir`` (the train_embedder output: per-clip emotion embeddings, the default) or
+``emotion_source: class-mean`` with ``priors_dir``, ``svd``, ``init_from``, ``out_dir``, ``steps`` ...);
+``key=value`` arguments override it. ``init_from: DIR`` starts a new run from a checkpoint folder (e.g. the
+output of ``python -m dicetalk_bench.convert_release``).
 Checkpoints go to ``<out_dir>/checkpoints/step_<N>/``; ``--resume`` continues from the latest one exactly.
 The inputs (preprocessing output, priors, SVD folder, release files) are checked before anything is built or
 written; a set-up error prints ``error: ...`` and exits 1 without a traceback (``-v`` shows it).

@@ -4,7 +4,7 @@
 The YAML holds :class:`dicetalk_bench.model.embedder_train.EmbedderTrainConfig` fields (``data_root``: a
 preprocessing output with emotion labels and speakers, e.g. MEAD; ``out_dir``; ``steps`` ...; nested
 ``embedder:`` settings). At the end ``<out_dir>/priors/<emotion>.npy`` holds the per-emotion priors in the
-release format: pass that folder to ``python -m dicetalk_bench.train priors_dir=...``.
+release format; train the generator on this embedder with ``python -m dicetalk_bench.train embedder_dir=OUT_DIR``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-CLIS = ("preprocess", "train", "train_embedder", "sample", "evaluate", "weights", "demo_data", "metrics")
+CLIS = ("preprocess", "train", "train_embedder", "sample", "evaluate", "weights", "demo_data", "metrics",
+        "convert_release")
 HEAVY = ("torch", "av", "mediapipe", "dask", "distributed", "diffusers", "transformers")
 
 _PROBE = """

@@ -12,7 +12,9 @@ Kinds recognised here:
 - ``emotion-embedder-run`` / ``emotion-embedder-checkpoint``: outputs of ``python -m dicetalk_bench.train_embedder``
   (``embedder.json``, or checkpoints whose ``state.json`` says ``"kind": "emotion-embedder"``);
 - ``emotion-classifier``: a ``metrics train-emotion`` checkpoint (``.safetensors`` with its ``.json``);
-- ``run-without-checkpoint``: a ``train`` output folder (``train_config.yaml``) with no checkpoint yet.
+- ``run-without-checkpoint``: a ``train`` output folder (``train_config.yaml``) with no checkpoint yet;
+- ``release-folder``: an official DICE-Talk release folder (any of :data:`RELEASE_FILES`; the release loader then
+  names a missing one), and ``convert_release``'s output, a generator checkpoint of kind ``converted-release``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,17 @@ EMBEDDER_RUN = "emotion-embedder-run"
 EMBEDDER_CHECKPOINT = "emotion-embedder-checkpoint"
 EMOTION_CLASSIFIER = "emotion-classifier"
 RUN_WITHOUT_CHECKPOINT = "run-without-checkpoint"
-GENERATOR_KINDS: tuple[str, ...] = (GENERATOR_CHECKPOINT, GENERATOR_RUN)
+RELEASE_FOLDER = "release-folder"
+GENERATOR_KINDS: tuple[str, ...] = (GENERATOR_CHECKPOINT, GENERATOR_RUN, RELEASE_FOLDER)
+
+#: The files that make a folder an official DICE-Talk release folder (upstream ``checkpoints/DICE-Talk/``), by
+#: weights-registry key; the release's emotion priors live beside them in ``emo/`` (registry ``dicetalk-priors``).
+RELEASE_FILES: dict[str, str] = {
+    "dicetalk-unet": "unet.pth",
+    "dicetalk-pose-guider": "pose_guider.pth",
+    "dicetalk-audio-linear": "audio_linear.pth",
+    "dicetalk-emo-model": "emo_model.pth",
+}
 
 
 class CheckpointKindError(SetupError):
@@ -67,8 +79,13 @@ def _latest(run: Path) -> Path | None:
 
 def _is_generator_checkpoint(p: Path) -> bool:
     state = _state(p) if p.is_dir() else None
-    return (state is not None and "model" in state and state.get("kind", "generator") == "generator"
+    return (state is not None and "model" in state
+            and state.get("kind", "generator") in ("generator", "converted-release")
             and (p / "model.safetensors").is_file())
+
+
+def is_release_folder(p: Path) -> bool:
+    return p.is_dir() and not (p / "state.json").exists() and any((p / n).is_file() for n in RELEASE_FILES.values())
 
 
 def _is_embedder_checkpoint(p: Path) -> bool:
@@ -109,6 +126,8 @@ CHECKPOINT_KINDS: list[CheckpointKind] = [
                    generator_folder=lambda p: p),
     CheckpointKind(GENERATOR_RUN, "a generator training run from `train`", _is_generator_run,
                    generator_folder=lambda p: _latest(p)),  # type: ignore[arg-type, return-value]
+    CheckpointKind(RELEASE_FOLDER, "an official DICE-Talk release folder", is_release_folder,
+                   generator_folder=lambda p: p),
     CheckpointKind(EMBEDDER_CHECKPOINT, "an emotion-embedder checkpoint (from `train_embedder`)",
                    _is_embedder_checkpoint),
     CheckpointKind(EMBEDDER_RUN, "an emotion-embedder run (from `train_embedder`)", _is_embedder_run),

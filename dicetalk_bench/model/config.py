@@ -83,6 +83,8 @@ class ModelConfig:
     emotion: EmotionConfig = field(default_factory=EmotionConfig)
     pose_guider: PoseGuiderConfig = field(default_factory=PoseGuiderConfig)
     ip_scales: tuple[float, float] = (1.0, 1.0)  # ip_audio_scale, ip_emo_scale (release yaml)
+    # pixels of the square frames a release folder of this size is sampled at (release: shorter side 512)
+    sample_resolution: int = 512
 
     @property
     def cross_attention_dim(self) -> int:
@@ -120,6 +122,7 @@ TINY = ModelConfig(
     audio=AudioProjConfig(intermediate_dim=64, context_tokens=4),
     emotion=EmotionConfig(bank_size=16, intermediate_dim=64, context_tokens=4, num_heads=2, classifier_hidden=(32, 16)),
     pose_guider=PoseGuiderConfig(block_out_channels=(8, 8, 16, 16)),
+    sample_resolution=32,
 )
 
 CONFIGS: dict[str, ModelConfig] = {"paper": PAPER, "tiny": TINY}

@@ -162,10 +162,21 @@ class WindowDataset:
     should be read by DataLoader workers, which this class supports since it only holds paths until used)."""
 
     def __init__(self, records: Sequence[ClipRecord], priors: Mapping[str, np.ndarray], *, num_frames: int = 25,
-                 frame_stride: int = 2, resolution: int = 512, unlabelled_prior: str = "neutral"):
+                 frame_stride: int = 2, resolution: int = 512, unlabelled_prior: str = "neutral",
+                 clip_emotions: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None):
+        """``priors``: class-mean priors (the condition of each clip, or with ``clip_emotions`` only what the
+        checkpoints store for sampling); ``clip_emotions``: ``{clip_id: (mu, sigma)}`` per-clip Gaussians, given
+        as ``prior`` = mu and ``prior_sigma`` = sigma (the training step draws z = mu + sigma * eps)."""
         self.records = list(records)
+        self.clip_emotions = None if clip_emotions is None else {
+            k: (np.asarray(m, np.float32).reshape(-1), np.asarray(s, np.float32).reshape(-1))
+            for k, (m, s) in clip_emotions.items()}
+        if self.clip_emotions is not None:
+            missing = [r.clip_id for r in self.records if r.clip_id not in self.clip_emotions]
+            if missing:
+                raise DatasetError(f"no per-clip emotion embedding for clip(s) {missing[:3]}")
         self.priors = {k: np.asarray(v, np.float32).reshape(-1) for k, v in priors.items()}
-        if unlabelled_prior not in self.priors:
+        if self.clip_emotions is None and unlabelled_prior not in self.priors:
             raise DatasetError(f"priors lack {unlabelled_prior!r} (used for clips without an emotion label)")
         self.num_frames, self.frame_stride, self.resolution = num_frames, frame_stride, resolution
         self.unlabelled_prior = unlabelled_prior
@@ -206,16 +217,22 @@ class WindowDataset:
         idx = key.start + self.frame_stride * np.arange(self.num_frames)
         if idx[-1] >= len(data["frames"]):
             raise IndexError(f"window {key} runs past clip {rec.clip_id} ({len(data['frames'])} frames)")
-        name = rec.emotion if rec.emotion else self.unlabelled_prior
-        if name not in self.priors:
-            raise DatasetError(f"no emotion prior for {name!r} (clip {rec.clip_id}); priors: {sorted(self.priors)}")
+        if self.clip_emotions is not None:
+            mu, sigma = self.clip_emotions[rec.clip_id]
+            emotion = {"prior": torch.from_numpy(mu).expand(self.num_frames, -1).clone(),  # (F, 256)
+                       "prior_sigma": torch.from_numpy(sigma).expand(self.num_frames, -1).clone()}
+        else:
+            name = rec.emotion if rec.emotion else self.unlabelled_prior
+            if name not in self.priors:
+                raise DatasetError(f"no emotion prior for {name!r} (clip {rec.clip_id}); priors: {sorted(self.priors)}")
+            emotion = {"prior": torch.from_numpy(self.priors[name]).expand(self.num_frames, -1).clone()}  # (F, 256)
         return {
             "frames": torch.from_numpy(data["frames"][idx]),  # (F, 3, R, R) in [-1, 1]
             "reference": torch.from_numpy(data["frames"][min(key.reference, len(data["frames"]) - 1)]),
             "face_mask": torch.from_numpy(box_masks(data["boxes"][idx], rec.crop_size, self.resolution)),
             "whisper": torch.from_numpy(whisper_windows(data["whisper"], idx)),  # (F, 10, 5, 384)
-            "prior": torch.from_numpy(self.priors[name]).expand(self.num_frames, -1).clone(),  # (F, 256)
             "label": torch.tensor(emotion_class(rec.emotion, rec.level)),
+            **emotion,
         }
 
     def batch(self, keys: Sequence[WindowKey]) -> dict[str, torch.Tensor]:

@@ -13,8 +13,8 @@ Loss: :func:`emotion_embedder.embedder_loss` (supervised contrastive on the repa
 Outputs in ``out_dir``: checkpoints (``checkpoints/step_N/``, the generator's checkpoint format), and at the end
 ``priors/<emotion>.npy`` (release format: per-emotion mean of mu over the training clips, ``frames_per_clip``
 evenly spaced frames each), ``embedder.safetensors`` + ``embedder.json`` (config, Whisper record, and the
-nearest-prior accuracy on the held-out ``eval_split`` clips when there are any). Train the generator on these
-priors with ``priors_dir: <out_dir>/priors``.
+nearest-prior accuracy on the held-out ``eval_split`` clips when there are any). Train the generator with
+``embedder_dir: <out_dir>`` (per-clip embeddings; the priors are stored with its checkpoints for sampling).
 """
 
 from __future__ import annotations

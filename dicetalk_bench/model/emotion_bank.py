@@ -8,7 +8,7 @@
 - ``emo_linear``: 32 query tokens from the prior; ``kv_tokens_linear``: 32 key/value tokens per bank entry;
 - ``attention`` (:class:`QKVAttention`): the queries attend either over the tokens of the retrieved entry
   (``retrieval=True``, VQ loss active) or over the tokens of all 64 entries (attention aggregation, the release's
-  inference setting, VQ loss 0);
+  inference setting, VQ loss 0; the bank is read detached there, as the release reads it through ``.data``);
 - ``classifier`` (:class:`EmotionClassifier`): pooled deepest UNet features (1280 ch) -> 22 emotion/level logits.
 
 Parameter names equal the release checkpoint ``emo_model.pth``.
@@ -143,7 +143,9 @@ class EmotionModel(nn.Module):
         if retrieval:
             kv = self.kv_tokens_linear(q_codes[:, :, None, None, :]).flatten(0, 1)  # (B*F, T, D)
         else:
-            bank = self.codebook.codebook.weight  # (K, D) -> tokens (K, T, D) -> one sequence (1, K*T, D)
+            # (K, D) -> tokens (K, T, D) -> one sequence (1, K*T, D); the release reads the bank through `.data`
+            # here (emo.py), so in this mode the bank gets no gradient (it is trained by the VQ loss in retrieval)
+            bank = self.codebook.codebook.weight.detach()
             kv = self.kv_tokens_linear(bank[:, None, None, :]).reshape(1, -1, bank.shape[1])
             vq_loss = torch.zeros((), dtype=prior.dtype, device=prior.device)
         tokens = self.attention(queries, kv).reshape(b, f, self.cfg.context_tokens, -1)

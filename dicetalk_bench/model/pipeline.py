@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +75,35 @@ class LoadedModel:
     train_config: dict
     resolution: int
     rife: torch.nn.Module | None = None  # RIFE IFNet, needed in release mode
+    frame_stride: int = 1  # 25-fps frames per generated frame the weights were trained on (release: 2)
+    provenance: dict = field(default_factory=dict)  # kind, label, frame_stride, file hashes (results record it)
+
+
+def _checkpoint_provenance(folder: Path, state: dict) -> dict:
+    if state.get("kind") == "converted-release":  # convert_release keeps the release's record and label
+        return dict(state["release"], kind="converted-release", converted_folder=str(folder))
+    return {"kind": "checkpoint", "label": "trained checkpoint", "folder": str(folder), "step": state.get("step"),
+            "frame_stride": int(state["config"].get("frame_stride", 1))}
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", sources=None, dtype: str = "fp32") -> LoadedModel:
+    """Load whatever ``--checkpoint`` names for sampling: a training checkpoint, a run folder (its latest
+    checkpoint), or an official release folder (``sources``: a :class:`~.release.ReleaseSources` for the SVD-xt,
+    whisper-tiny and priors it does not hold). Every check runs here, before any sampling. ``dtype``: the
+    network's precision (``fp32``, ``bf16``, ``fp16``; see :func:`torch_dtype`)."""
+    kind = ckpt.checkpoint_kind(path)
+    if kind == "release":
+        from .release import ReleaseSources, load_release
+
+        rel = load_release(path, sources or ReleaseSources(), device)
+        model = LoadedModel(rel.net, rel.encoders, rel.priors, rel.records,
+                            {"resolution": rel.cfg.sample_resolution, "frame_stride": rel.provenance["frame_stride"],
+                             "model": rel.cfg.name}, rel.cfg.sample_resolution,
+                            frame_stride=rel.provenance["frame_stride"], provenance=rel.provenance)
+        _cast_network(model, dtype, device)
+        return model
+    folder = ckpt.latest_checkpoint(path) if kind == "run" else Path(path)
+    return load_checkpoint_for_sampling(folder, device, dtype)
 
 
 def frame_rate_for(train_config: dict, requested: str | None = None) -> str:
@@ -112,7 +141,7 @@ def load_checkpoint_for_sampling(folder: str | Path, device: str | torch.device 
     """
     from .svd import load_frozen_encoders
 
-    torch_type = torch_dtype(dtype, device)
+    torch_dtype(dtype, device)  # refuses fp16 on the CPU before anything loads
     c = ckpt.read_checkpoint(folder)
     cfg = get_model_config(c.state["model"])
     with torch.device("meta"):
@@ -124,12 +153,21 @@ def load_checkpoint_for_sampling(folder: str | Path, device: str | torch.device 
         if unexpected:
             raise ValueError(f"checkpoint {folder}: EMA tensors {unexpected[:3]} match no parameter of the network")
         net.load_state_dict(c.ema, strict=False)
-    net.eval().to(dtype=torch_type)
     svd_path = Path(c.state["records"]["svd"]["file"])
     encoders = load_frozen_encoders(svd_path).to(device)
-    encoders.image_encoder.to(dtype=torch_type)
-    return LoadedModel(net, encoders, c.priors, c.state["records"], c.state["config"],
-                       int(c.state["config"]["resolution"]))
+    model = LoadedModel(net, encoders, c.priors, c.state["records"], c.state["config"],
+                        int(c.state["config"]["resolution"]),
+                        frame_stride=int(c.state["config"].get("frame_stride", 1)),
+                        provenance=_checkpoint_provenance(Path(folder), c.state))
+    _cast_network(model, dtype, device)
+    return model
+
+
+def _cast_network(model: LoadedModel, dtype: str, device: str | torch.device) -> None:
+    """The network and the CLIP image encoder in ``dtype`` (eval mode); the VAE stays fp32."""
+    torch_type = torch_dtype(dtype, device)
+    model.net.eval().to(dtype=torch_type)
+    model.encoders.image_encoder.to(dtype=torch_type)
 
 
 def attach_rife(model: LoadedModel, path: str | Path | None = None, *, allow_unverified: bool = False) -> None:
@@ -253,13 +291,17 @@ def generate_frames(model: LoadedModel, reference: torch.Tensor, whisper_states:
     return expand_to_audio_frames(doubled, t)
 
 
-def generate(clip_row: dict, checkpoint: str | Path, seed: int = 0, *, data_root: str | Path | None = None,
-             emotion: str | None = None, cfg: SampleConfig = SampleConfig(), device: str = "cpu") -> np.ndarray:
+def generate(clip_row: dict, checkpoint: str | Path | LoadedModel, seed: int = 0, *,
+             data_root: str | Path | None = None, emotion: str | None = None, cfg: SampleConfig = SampleConfig(),
+             device: str = "cpu", sources=None) -> np.ndarray:
     """Frames (T, R, R, 3) uint8 for a preprocessed clip: exactly one per ground-truth 25-fps frame in both frame
     rate modes (release mode: the last frame repeats the one before it when T is even; see the module docstring),
     reference = its first frame, seed derived from the clip id (``seed_from_id(clip_id, seed)``), emotion from
     the row's label (or ``emotion``) via the priors stored in the checkpoint. The face mask is the clip's first
-    mask box drawn at the crop's size and LANCZOS-resized (soft edges), as the release draws its mask."""
+    mask box drawn at the crop's size and LANCZOS-resized (soft edges), as the release draws its mask.
+
+    ``checkpoint``: anything :func:`load_model` accepts (``sources`` locates what a release folder does not hold),
+    or an already loaded model (what ``evaluate`` passes, so the weights are read and checked once)."""
     import pyarrow.parquet as pq
     import torch.nn.functional as F
 
@@ -267,8 +309,8 @@ def generate(clip_row: dict, checkpoint: str | Path, seed: int = 0, *, data_root
     from dicetalk_bench.preprocessing.audio_features import table_metadata
 
     root = Path(data_root or ".")
-    model = load_checkpoint_for_sampling(checkpoint, device, cfg.dtype)
-    if frame_rate_for(model.train_config, cfg.frame_rate) == "release":
+    model = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, device, sources, cfg.dtype)
+    if frame_rate_for(model.train_config, cfg.frame_rate) == "release" and model.rife is None:
         attach_rife(model, cfg.rife, allow_unverified=cfg.allow_unverified)
     audio_path = root / clip_row["audio_features"]
     table = pq.read_table(audio_path)
@@ -292,44 +334,31 @@ def generate(clip_row: dict, checkpoint: str | Path, seed: int = 0, *, data_root
 class Sampler:
     """A checkpoint loaded once, generating many preprocessed clips (:meth:`generate_clip`).
 
-    ``settings`` are :class:`SampleConfig` fields; ``seed`` is the run seed (each clip's seed is
-    ``seed_from_id(clip_id, seed)``, so a clip's frames do not depend on which other clips run or in which order).
+    ``checkpoint``: anything :func:`load_model` accepts (``sources`` for a release folder); ``settings`` are
+    :class:`SampleConfig` fields; ``seed`` is the run seed (each clip's seed is ``seed_from_id(clip_id, seed)``, so a
+    clip's frames do not depend on which other clips run, in which order or on which worker). RIFE is loaded here
+    too in release mode, so nothing is read from disk per clip but the clip's own inputs.
     """
 
     def __init__(self, checkpoint: str | Path, data_root: str | Path, *, settings: dict | None = None, seed: int = 0,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", sources=None) -> None:
         self.checkpoint = Path(checkpoint)
         self.data_root = Path(data_root)
         self.cfg = SampleConfig(**(settings or {}))
         self.seed = seed
-        self.model = load_checkpoint_for_sampling(checkpoint, device)
+        self.device = device
+        self.model = load_model(checkpoint, device, sources, self.cfg.dtype)
+        self.frame_rate = frame_rate_for(self.model.train_config, self.cfg.frame_rate)
+        if self.frame_rate == "release" and self.model.rife is None:
+            attach_rife(self.model, self.cfg.rife, allow_unverified=self.cfg.allow_unverified)
 
     def generate_clip(self, clip_row: dict, emotion: str | None = None) -> np.ndarray:
         """(T, R, R, 3) uint8 frames for one manifest row (see :func:`generate`)."""
-        import pyarrow.parquet as pq
-        import torch.nn.functional as F
-
-        from dicetalk_bench import media
-        from dicetalk_bench.preprocessing.audio_features import table_metadata
-
-        model, root = self.model, self.data_root
-        table = pq.read_table(root / clip_row["audio_features"])
-        check_whisper(model.records["whisper"], table_metadata(table.schema).get("whisper", {}))
-        states = table.column("whisper").combine_chunks().to_numpy_ndarray()[: int(clip_row["n_frames"])]
-        first = media.read_video(root / clip_row["video"], max_frames=1).frames[0]
-        ref = torch.from_numpy(first).permute(2, 0, 1).float()[None] / 127.5 - 1
-        ref = F.interpolate(ref, size=(model.resolution,) * 2, mode="bilinear", antialias=True, align_corners=False)[0]
-        faces = pq.read_table(root / clip_row["faces"], columns=["mask_box_crop"])
-        box = np.asarray(faces.column("mask_box_crop")[0].as_py(), np.float32) * model.resolution / clip_row["crop_size"]
-        name = emotion or clip_row.get("emotion") or "neutral"
-        if name not in model.priors:
-            raise ValueError(f"emotion {name!r} has no prior in checkpoint {self.checkpoint}; "
-                             f"stored: {sorted(model.priors)}")
-        frames = generate_frames(model, ref, states, model.priors[name], box, self.cfg,
-                                 seed=seed_from_id(clip_row["clip_id"], self.seed))
-        return ((frames.permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+        return generate(clip_row, self.model, self.seed, data_root=self.data_root, emotion=emotion, cfg=self.cfg,
+                        device=self.device)
 
 
 def load_sampler(spec) -> Sampler:
     """The split-generation loader (:class:`dicetalk_bench.model.split_generation.SamplerSpec` -> :class:`Sampler`)."""
-    return Sampler(spec.checkpoint, spec.data_root, settings=dict(spec.settings), seed=spec.seed, device=spec.device)
+    return Sampler(spec.checkpoint, spec.data_root, settings=dict(spec.settings), seed=spec.seed, device=spec.device,
+                   sources=spec.sources)

@@ -86,6 +86,7 @@ class SamplerSpec:
     seed: int = 0
     loader: str = "dicetalk_bench.model.pipeline:load_sampler"
     use_gpu: bool = False
+    sources: Any = None  # a release folder's ReleaseSources (frozen, so the spec stays hashable)
 
     @property
     def settings_sha256(self) -> str:

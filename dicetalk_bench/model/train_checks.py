@@ -34,7 +34,8 @@ def check_train_inputs(cfg: Any) -> None:
     """Check a :class:`~dicetalk_bench.model.train_loop.TrainConfig` without building anything.
 
     Raises SetupError / WeightsError / ValueError naming the key and the fix: unknown model size, missing
-    preprocessing output, emotion priors (``priors_dir`` or the registry's ``dicetalk-priors``), SVD folder
+    preprocessing output, emotion priors (``emotion_source: class-mean``: ``priors_dir`` or the registry's
+    ``dicetalk-priors``), SVD folder
     (unless ``svd: random:SEED``), release files (``init_official``), or a non-positive step count.
     """
     from dicetalk_bench.model.config import get_model_config
@@ -44,7 +45,9 @@ def check_train_inputs(cfg: Any) -> None:
     if cfg.steps < 1 or cfg.batch_size < 1:
         raise SetupError(f"steps ({cfg.steps}) and batch_size ({cfg.batch_size}) must be at least 1")
     _check_manifest(cfg.data_root, "train")
-    if cfg.priors_dir is not None:
+    if getattr(cfg, "emotion_source", "class-mean") != "class-mean":
+        pass  # per-clip: the embedder's folder holds the priors (checked with embedder_dir by check_config)
+    elif cfg.priors_dir is not None:
         folder = Path(cfg.priors_dir)
         if not folder.is_dir():
             raise SetupError(f"priors_dir {folder}: not a folder; point it at a folder of <emotion>.npy priors (the "
@@ -56,7 +59,7 @@ def check_train_inputs(cfg: Any) -> None:
     else:
         _locate("dicetalk-priors", hint="\nOr set priors_dir in the config to a folder of <emotion>.npy priors (e.g. "
                                         "the priors/ folder written by `python -m dicetalk_bench.train_embedder`).")
-    if cfg.svd.startswith("random:"):
+    if cfg.svd is not None and cfg.svd.startswith("random:"):
         try:
             int(cfg.svd.split(":", 1)[1])
         except ValueError:

@@ -3,7 +3,10 @@
 Recipe (model.md §3; the release has no training code, so the items marked [inferred] there are choices):
 
 1. frozen encoders from the SVD-xt folder (VAE, CLIP image encoder); base UNet from its ``unet/`` (or the release
-   files with ``init_official``); IP branches initialised from ``to_k``/``to_v``;
+   files with ``init_official``, or any checkpoint folder with ``init_from``, e.g. a converted release);
+   IP branches initialised from ``to_k``/``to_v``;
+   the emotion condition: per-clip Gaussians of the trained embedder, z = mu + sigma * eps per step
+   (``emotion_source: per-clip``, :mod:`.clip_emotions`), or the class-mean prior of the clip's label;
 2. each step draws its windows, noise, noise levels and condition dropout from ``(seed, step)`` only;
 3. loss = v-prediction MSE (equal to SVD's EDM-weighted denoising loss, see :func:`diffusion_loss`)
    + ``lambda_vq`` * VQ loss of the emotion bank (retrieval mode) + ``lambda_cls`` * cross-entropy of the latent
@@ -50,11 +53,20 @@ class TrainConfig:
     model: str = "paper"  # "paper" (the release's network, on SVD-xt) | "tiny" (smoke runs, with svd=random:SEED)
     data_root: Path = Path("data/preprocessed")  # preprocessing output folder (clips.parquet ...)
     split: str = "train"
-    priors_dir: Path | None = None  # folder of <emotion>.npy (release format); None: registry key dicetalk-priors
+    # emotion condition while training: "per-clip" (default): z = mu + sigma * eps per step from the per-clip
+    # Gaussians of the trained embedder in ``embedder_dir`` (computed once, stored in <out_dir>/clip_emotions.*),
+    # its class-mean priors stored with the checkpoints for sampling (mu at inference); "class-mean": every clip
+    # gets the prior of its label from ``priors_dir``
+    emotion_source: str = "per-clip"
+    embedder_dir: Path | None = None  # output folder of python -m dicetalk_bench.train_embedder (per-clip)
+    priors_dir: Path | None = None  # class-mean: folder of <emotion>.npy (release format); None: registry key
     # None: the registry's svd-xt; a diffusers folder; or random:SEED for a tiny random one (smoke runs, model=tiny),
     # recorded in the checkpoint as uncalibrated with its seed
     svd: str | None = None
     init_official: bool = False  # start from the release unet/pose_guider/audio_linear/emo_model files
+    # start a new run from the weights of a checkpoint folder (e.g. python -m dicetalk_bench.convert_release
+    # output, or another run); --resume still continues this run from its own latest checkpoint
+    init_from: Path | None = None
     out_dir: Path = Path("runs/dicetalk-tiny")
     steps: int = 100
     batch_size: int = 1
@@ -80,6 +92,9 @@ class TrainConfig:
     allow_unverified: bool = False
     ema_decay: float = 0.0  # exponential moving average of the trainable weights; 0 disables (e.g. 0.9999)
     memory_check: bool = True  # estimate the peak memory before starting and refuse when the device lacks it
+
+
+EMOTION_SOURCES = ("per-clip", "class-mean")
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -185,6 +200,51 @@ def _load_priors(cfg: TrainConfig) -> dict[str, np.ndarray]:
     return load_priors(weights.resolve("dicetalk-priors", allow_unverified=cfg.allow_unverified).path)
 
 
+def init_from_checkpoint(folder: str | os.PathLike, model_cfg: ModelConfig, device: torch.device
+                         ) -> tuple[DiceTalkNetwork, dict]:
+    """The network of a checkpoint folder (or a run's latest), with the weights it samples with (its EMA when it
+    kept one), to start a new run from; returns it and the record of where it came from (including the
+    checkpoint's Whisper record, which the training data must share)."""
+    kind = ckpt.checkpoint_kind(folder)
+    if kind == "release":
+        raise ValueError(f"init_from {folder} is a release folder; convert it first with python -m "
+                         f"dicetalk_bench.convert_release {folder} OUT and pass init_from: OUT")
+    path = ckpt.latest_checkpoint(folder) if kind == "run" else Path(folder)
+    c = ckpt.read_checkpoint(path)
+    if c.state.get("model") != model_cfg.name:
+        raise ValueError(f"init_from {path} holds a {c.state.get('model')!r} model, this run trains "
+                         f"{model_cfg.name!r}; set model: {c.state.get('model')}")
+    with torch.device("meta"):
+        net = DiceTalkNetwork(model_cfg)
+    net.to_empty(device=device)
+    net.load_state_dict(c.model, strict=True)
+    if c.ema is not None:
+        net.load_state_dict(c.ema, strict=False)
+    record = {"folder": str(path), "kind": c.state.get("kind", "checkpoint"), "step": c.step,
+              "ema": c.ema is not None, "whisper": c.state["records"]["whisper"],
+              "frame_stride": c.state["config"].get("frame_stride")}
+    if "release" in c.state:
+        record["label"] = c.state["release"].get("label")
+    return net, record
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Settings that contradict each other or lack an input, refused before anything is built or written."""
+    if cfg.init_from is not None and cfg.init_official:
+        raise ValueError("init_from and init_official both choose the starting weights; set only one")
+    if cfg.emotion_source not in EMOTION_SOURCES:
+        raise ValueError(f"emotion_source {cfg.emotion_source!r}: expected one of {EMOTION_SOURCES}")
+    if cfg.emotion_source == "per-clip" and cfg.embedder_dir is None:
+        raise ValueError("emotion_source per-clip (the default) trains on the per-clip emotion embeddings of the "
+                         "trained embedder: set embedder_dir to the output folder of python -m "
+                         "dicetalk_bench.train_embedder (or emotion_source: class-mean with priors_dir)")
+    if cfg.emotion_source == "per-clip" and not (Path(cfg.embedder_dir) / "embedder.json").is_file():
+        raise ValueError(f"embedder_dir {cfg.embedder_dir}: no embedder.json; expected the output folder of "
+                         "python -m dicetalk_bench.train_embedder")
+    if cfg.init_from is not None and not Path(cfg.init_from).is_dir():
+        raise ValueError(f"init_from {cfg.init_from}: no such folder")
+
+
 def setup(cfg: TrainConfig, device: torch.device | str | None = None) -> Run:
     """Build the network, frozen encoders, optimiser and data of a run (fresh; see :func:`resume`)."""
     from .official import load_official_network
@@ -195,10 +255,15 @@ def setup(cfg: TrainConfig, device: torch.device | str | None = None) -> Run:
     device = torch.device(device) if device is not None else default_device()
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the number of processes ({world})")
+    check_config(cfg)
     model_cfg = get_model_config(cfg.model)
     torch.manual_seed(cfg.seed)
     svd_dir, svd_record = _resolve_svd(cfg)
-    if cfg.init_official:
+    init_record = None
+    if cfg.init_from is not None:
+        net, init_record = init_from_checkpoint(cfg.init_from, model_cfg, device)
+        official = {}
+    elif cfg.init_official:
         net, official = load_official_network(model_cfg, allow_unverified=cfg.allow_unverified, device=device)
     else:
         unet = DiceTalkUNet.from_pretrained(svd_dir / "unet")
@@ -212,10 +277,26 @@ def setup(cfg: TrainConfig, device: torch.device | str | None = None) -> Run:
     if len(whisper) != 1:
         raise ValueError(f"the clips of {cfg.data_root} were preprocessed with {len(whisper)} different Whisper "
                          "weights; re-run preprocessing so all use one encoder")
-    data = WindowDataset(records, _load_priors(cfg), num_frames=cfg.num_frames, frame_stride=cfg.frame_stride,
-                         resolution=cfg.resolution)
+    data_whisper = json.loads(next(iter(whisper)))
+    if init_record is not None and init_record["whisper"].get("sha256") != data_whisper.get("sha256"):
+        raise ValueError(f"init_from {init_record['folder']} was made with other Whisper weights "
+                         f"({init_record['whisper'].get('file')}) than the features of {cfg.data_root} "
+                         f"({data_whisper.get('file')}); preprocess with the same whisper-tiny")
+    if cfg.emotion_source == "per-clip":
+        from .clip_emotions import embedder_priors, ensure_clip_emotions
+
+        clip_emotions, emotion_record = ensure_clip_emotions(cfg.embedder_dir, records, data_whisper,
+                                                             Path(cfg.out_dir))
+        data = WindowDataset(records, embedder_priors(cfg.embedder_dir), num_frames=cfg.num_frames,
+                             frame_stride=cfg.frame_stride, resolution=cfg.resolution, clip_emotions=clip_emotions)
+    else:
+        data = WindowDataset(records, _load_priors(cfg), num_frames=cfg.num_frames, frame_stride=cfg.frame_stride,
+                             resolution=cfg.resolution)
+        emotion_record = {"source": "class-mean"}
     optimizer = torch.optim.AdamW(param_groups(net, cfg), weight_decay=cfg.weight_decay)
-    recs = {"whisper": json.loads(next(iter(whisper))), "svd": svd_record, "official": official}
+    recs = {"whisper": data_whisper, "svd": svd_record, "official": official, "emotions": emotion_record}
+    if init_record is not None:
+        recs["init_from"] = init_record
     model = net
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -282,8 +363,13 @@ def training_losses(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, torch
     sample = torch.cat([c_in * (latents + s * noise), ref_latent[:, None].expand(-1, f, -1, -1, -1)], dim=2)
     time_ids = torch.tensor([cfg.added_time_ids] * b, device=dev)
 
+    prior = batch["prior"]
+    if "prior_sigma" in batch:  # per-clip Gaussians: z = mu + sigma * eps, eps from the sample's own seed
+        from .clip_emotions import sample_clip_emotion
+
+        prior = sample_clip_emotion(prior, batch["prior_sigma"], seeds)
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=run.bf16_autocast):
-        out = run.model(sample, c_noise.flatten(), clip_tokens, time_ids, batch["whisper"].to(dev), batch["prior"].to(dev),
+        out = run.model(sample, c_noise.flatten(), clip_tokens, time_ids, batch["whisper"].to(dev), prior.to(dev),
                   batch["face_mask"].to(dev), drop_conditions=drop_cond, retrieval=cfg.retrieval)
         logits = classifier_logits(net.emo_model.classifier, out.unet.mid_features, seeds, f)
     labels = batch["label"].to(dev).masked_fill(drop_cond, -1).repeat_interleave(f)
@@ -419,11 +505,12 @@ def train(cfg: TrainConfig, *, resume_run: bool = False, device: torch.device | 
           on_step: Callable[[Run, dict], None] | None = None) -> Run:
     """Run training to ``cfg.steps``; checkpoints every ``checkpoint_every`` steps and at the end.
 
-    The configuration's inputs are checked first (:func:`.train_checks.check_train_inputs`: nothing is built and no
-    folder created when one is missing). With ``cfg.memory_check`` the peak memory is then estimated and the run
-    refused (:class:`MemoryBudgetError`) when the device does not have it free."""
+    The configuration's inputs are checked first (:func:`check_config`, :func:`.train_checks.check_train_inputs`:
+    nothing is built and no folder created when one is missing). With ``cfg.memory_check`` the peak memory is then
+    estimated and the run refused (:class:`MemoryBudgetError`) when the device does not have it free."""
     from .train_checks import check_train_inputs
 
+    check_config(cfg)
     check_train_inputs(cfg)
     if cfg.memory_check:
         check_memory(cfg, device)

@@ -9,12 +9,13 @@ import pytest
 
 
 def write_preprocessed(root: Path, n_frames: int = 40, size: int = 64, seed: int = 0,
-                       clips: tuple[tuple[str, str | None, int | None], ...] = (("mead/M001/front/happy/level_2/001", "happy", 2),)
-                       ) -> Path:
+                       clips: tuple[tuple[str, str | None, int | None], ...] = (("mead/M001/front/happy/level_2/001", "happy", 2),),
+                       whisper: dict | None = None, split: str = "train") -> Path:
     """Write clips.parquet, videos/, faces/ and audio/ as the preprocessing does (docs/data_format.md).
 
     Each clip: a grey face disc whose mouth opens with a synthetic audio envelope; Whisper states carry the
-    envelope on a fixed direction; the face mask box is the disc's box x1.1.
+    envelope on a fixed direction; the face mask box is the disc's box x1.1. ``whisper``: the Whisper record stored
+    with the features (default a stand-in record); ``split``: the split of every clip.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -53,13 +54,13 @@ def write_preprocessed(root: Path, n_frames: int = 40, size: int = 64, seed: int
         pq.write_table(faces, root / "faces" / f"{clip_id}.parquet")
         states = (envelope[:, None, None, None] * direction[None] + 0.05 * rng.standard_normal(
             (n_frames, 2, 5, 384))).astype(np.float16)
-        whisper = {"key": "whisper-tiny", "file": "random:0", "sha256": "0" * 64, "calibrated": False}
+        record = whisper or {"key": "whisper-tiny", "file": "random:0", "sha256": "0" * 64, "calibrated": False}
         table = features_table(clip_id, np.zeros((n_frames, 4, 80), np.float32), states,
-                               {"whisper": whisper, "fps": 25.0})
+                               {"whisper": record, "fps": 25.0})
         (root / "audio" / clip_id).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, root / "audio" / f"{clip_id}.parquet")
         rows.append({"clip_id": clip_id, "dataset": clip_id.split("/")[0], "speaker": "S", "emotion": emotion,
-                     "level": level, "split": "train", "audio_id": clip_id, "n_frames": n_frames, "fps": 25.0,
+                     "level": level, "split": split, "audio_id": clip_id, "n_frames": n_frames, "fps": 25.0,
                      "crop_size": size, "video": f"videos/{clip_id}.mp4", "faces": f"faces/{clip_id}.parquet",
                      "audio_features": f"audio/{clip_id}.parquet", "status": "ok"})
         del safe

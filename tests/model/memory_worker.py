@@ -53,7 +53,7 @@ def main(out: str, configs: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="memory_worker_"))
     root = write_preprocessed(tmp / "pre", n_frames=60)
     write_random_priors(tmp / "emo", 0)
-    common = dict(model="tiny", svd="random:0", data_root=root, priors_dir=tmp / "emo", out_dir=tmp / "run",
+    common = dict(model="tiny", svd="random:0", data_root=root, emotion_source="class-mean", priors_dir=tmp / "emo", out_dir=tmp / "run",
                   memory_check=False)
     # warm-up at a negligible size: lazy imports, the random SVD folder, first-call allocations
     warm = setup(TrainConfig(**common, resolution=32, num_frames=4), "cpu")

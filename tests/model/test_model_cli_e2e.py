@@ -32,8 +32,7 @@ def chain(tmp_path_factory) -> Path:
          "preset=ultrafast", "--whisper", "random:0", "--no-progress", cwd=d)
     _cli("train_embedder", f"data_root={d / 'processed'}", f"out_dir={d / 'embedder'}", "steps=10",
          "clips_per_batch=8", "frames_per_clip=4", "resolution=32", "checkpoint_every=5", cwd=d)
-    _cli("train", "--device", "cpu", "model=tiny", "svd=random:0", f"data_root={d / 'processed'}",
-         f"priors_dir={d / 'embedder' / 'priors'}",
+    _cli("train", "--device", "cpu", "model=tiny", "svd=random:0", f"data_root={d / 'processed'}", f"embedder_dir={d / 'embedder'}",
          f"out_dir={d / 'gen'}", "steps=4", "checkpoint_every=2", "num_frames=4", "resolution=32", cwd=d)
     return d
 

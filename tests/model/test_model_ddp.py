@@ -18,7 +18,8 @@ from dicetalk_bench.model.train_loop import TrainConfig, compute_gradients, setu
 @pytest.mark.slow
 def test_two_rank_ddp_gradients_equal_single_process(preprocessed, priors_dir, svd_dir, tmp_path):
     # lambda_cls > 0: the classifier's dropout masks come from each sample's seed, so they agree across ranks
-    raw = dict(model="tiny", data_root=str(preprocessed), priors_dir=str(priors_dir), svd=str(svd_dir), allow_unverified=True,
+    raw = dict(model="tiny", data_root=str(preprocessed), emotion_source="class-mean", priors_dir=str(priors_dir), svd=str(svd_dir),
+               allow_unverified=True,
                out_dir=str(tmp_path / "run"), num_frames=4, resolution=32, batch_size=2, lambda_cls=0.5,
                p_drop_conditions=0.5, p_drop_reference=0.5)
     cfg_path = tmp_path / "cfg.json"

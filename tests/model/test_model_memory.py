@@ -97,7 +97,8 @@ def test_train_refuses_before_writing_anything(preprocessed, priors_dir, svd_dir
 
     monkeypatch.setattr(cost, "free_device_memory", lambda device: 2**20)  # a device with 1 MiB free
     out = tmp_path / "run"
-    argv = ["model=tiny", f"data_root={preprocessed}", f"priors_dir={priors_dir}", f"svd={svd_dir}", f"out_dir={out}",
+    argv = ["model=tiny", f"data_root={preprocessed}", "emotion_source=class-mean", f"priors_dir={priors_dir}", f"svd={svd_dir}",
+            f"out_dir={out}",
             "steps=1", "num_frames=4", "resolution=32", "allow_unverified=true"]
     assert main(["--device", "cpu", *argv]) == 1
     assert not (out / "checkpoints").exists() and not (out / "train_config.yaml").exists()
@@ -106,7 +107,7 @@ def test_train_refuses_before_writing_anything(preprocessed, priors_dir, svd_dir
 def test_estimate_memory_cli(preprocessed, priors_dir, svd_dir, tmp_path, capsys) -> None:
     from dicetalk_bench.train import main
 
-    argv = ["model=tiny", f"data_root={preprocessed}", f"priors_dir={priors_dir}", f"svd={svd_dir}",
+    argv = ["model=tiny", f"data_root={preprocessed}", "emotion_source=class-mean", f"priors_dir={priors_dir}", f"svd={svd_dir}",
             f"out_dir={tmp_path / 'r'}",
             "num_frames=4", "resolution=32", "allow_unverified=true"]
     assert main(["--estimate-memory", "--device", "cpu", *argv]) == 0

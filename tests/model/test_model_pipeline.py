@@ -23,7 +23,8 @@ def FAST(rife_file):  # noqa: N802 - the fast sampling settings of these tests
 
 @pytest.fixture(scope="module")
 def trained(preprocessed, priors_dir, svd_dir, tmp_path_factory):
-    cfg = TrainConfig(model="tiny", data_root=preprocessed, priors_dir=priors_dir, svd=str(svd_dir), allow_unverified=True,
+    cfg = TrainConfig(model="tiny", data_root=preprocessed, emotion_source="class-mean", priors_dir=priors_dir, svd=str(svd_dir),
+                      allow_unverified=True,
                       out_dir=tmp_path_factory.mktemp("run"), num_frames=4, resolution=32, steps=2,
                       checkpoint_every=2)
     run = train(cfg, device="cpu")

@@ -29,7 +29,8 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def models(preprocessed, priors_dir, svd_dir, tmp_path_factory):
-    cfg = TrainConfig(model="tiny", data_root=preprocessed, priors_dir=priors_dir, svd=str(svd_dir), allow_unverified=True,
+    cfg = TrainConfig(model="tiny", data_root=preprocessed, emotion_source="class-mean", priors_dir=priors_dir, svd=str(svd_dir),
+                      allow_unverified=True,
                       out_dir=tmp_path_factory.mktemp("quality"), num_frames=N_FRAMES, frame_stride=1, resolution=64,
                       steps=0, p_drop_conditions=0.1, p_drop_reference=0.1, lr_new=2e-3, lr_unet=2e-3,
                       memory_check=False)

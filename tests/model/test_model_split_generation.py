@@ -28,7 +28,8 @@ SETTINGS = (("shift", 7), ("steps", 2), ("window", 25))
 @pytest.fixture(scope="module")
 def split(tmp_path_factory, priors_dir, svd_dir, preprocessed_writer):
     data = preprocessed_writer(tmp_path_factory.mktemp("split_data"), n_frames=12, size=32, clips=CLIPS)
-    cfg = TrainConfig(data_root=data, priors_dir=priors_dir, svd=str(svd_dir), allow_unverified=True,
+    cfg = TrainConfig(model="tiny", data_root=data, emotion_source="class-mean", priors_dir=priors_dir, svd=str(svd_dir),
+                      allow_unverified=True,
                       out_dir=tmp_path_factory.mktemp("split_run"), num_frames=4, resolution=32, steps=1,
                       checkpoint_every=1)
     train(cfg, device="cpu")

@@ -18,7 +18,8 @@ from dicetalk_bench.model.train_loop import (TrainConfig, classifier_loss, diffu
 
 
 def tiny_config(preprocessed, priors_dir, svd_dir, out, **kw) -> TrainConfig:
-    base = dict(model="tiny", data_root=preprocessed, priors_dir=priors_dir, svd=str(svd_dir), allow_unverified=True,
+    base = dict(model="tiny", data_root=preprocessed, emotion_source="class-mean", priors_dir=priors_dir, svd=str(svd_dir),
+                allow_unverified=True,
                 out_dir=out, num_frames=4, resolution=32, steps=4, checkpoint_every=2, p_drop_conditions=0.3,
                 p_drop_reference=0.3,
                 memory_check=False)  # the estimate has its own tests (test_model_memory.py); the CLI test keeps it on
@@ -242,7 +243,8 @@ def test_train_cli_runs_and_resumes(preprocessed, priors_dir, svd_dir, tmp_path,
 
     from dicetalk_bench.train import main
 
-    cfg = {"model": "tiny", "data_root": str(preprocessed), "priors_dir": str(priors_dir), "svd": str(svd_dir),
+    cfg = {"model": "tiny", "data_root": str(preprocessed), "emotion_source": "class-mean", "priors_dir": str(priors_dir),
+           "svd": str(svd_dir),
            "allow_unverified": True, "out_dir": str(tmp_path / "run"), "num_frames": 4, "resolution": 32,
            "steps": 1, "checkpoint_every": 1}
     path = tmp_path / "train.yaml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 import subprocess
 import sys
 from pathlib import Path
@@ -208,14 +209,24 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
     """Wiring of --checkpoint with a stand-in for the model's generate() that returns the ground truth (the real
     generate() is tested by the model tests): only test clips are generated, with the checkpoint given, and the
     generated clips are scored against the linked ground truth (identical frames: PSNR very high)."""
+    from types import SimpleNamespace
+
     calls = []
+    ck = _checkpoint(tmp_path)
+    loaded = SimpleNamespace(folder=ck, frame_stride=2, provenance={"kind": "checkpoint", "label": "trained checkpoint"})
 
     def fake_generate(row, checkpoint, seed=0, *, data_root, cfg, device):
-        calls.append((row["clip_id"], Path(checkpoint), seed, cfg.steps, device))
+        calls.append((row["clip_id"], Path(checkpoint.folder), seed, cfg.steps, device))
         return read_video(Path(data_root) / row["video"]).frames
 
+    def fake_load(cfg, checkpoint):  # the model is loaded (and checked) once, before any clip
+        from dicetalk_bench.model.checkpoint import checkpoint_kind, latest_checkpoint
+
+        assert checkpoint_kind(checkpoint) == "run"
+        return loaded, latest_checkpoint(checkpoint)
+
     monkeypatch.setattr(evaluate, "_load_generate", lambda: fake_generate)
-    ck = _checkpoint(tmp_path)
+    monkeypatch.setattr(evaluate, "_load_checkpoint", fake_load)
     proc = _processed(tmp_path / "p")
     out = tmp_path / "o"
     rc = evaluate.main(["--checkpoint", str(ck.parent.parent), "--processed", str(proc), "--metrics", "psnr",
@@ -230,6 +241,7 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
     assert run.results["psnr"].n_videos == 2 and run.results["psnr"].value > 40
     prov = run.provenance["checkpoint"]
     assert prov["sha256"] == tree_sha256(ck) and prov["n_generated"] == 2 and prov["generation_failures"] == {}
+    assert prov["frame_stride"] == 2 and prov["label"] == "trained checkpoint"
 
 
 # ---------------------------------------------------------------------------------------------- set-up errors stop
@@ -279,6 +291,8 @@ def test_evaluate_refuses_an_option_no_metric_reads(clips, tmp_path, capsys):
                        "--method", "m", "--dataset", "mead", "--out", str(tmp_path / "o"),
                        "--option", "ssim.mod=gaussian"])
     assert exc.value.code == 2 and "Did you mean ssim.mode?" in capsys.readouterr().err
+
+
 def test_generator_trained_on_random_weights_makes_the_evaluated_row_uncalibrated(tmp_path, monkeypatch):
     """The checkpoint's own weights records (state.json, as training writes them for --svd/--whisper random:SEED)
     go into the provenance; the row is uncalibrated although PSNR needs no extractor weights, and the page says
@@ -292,6 +306,9 @@ def test_generator_trained_on_random_weights_makes_the_evaluated_row_uncalibrate
                            "verified_by": "unverified", "pinned_by": None}}
     monkeypatch.setattr(evaluate, "_load_generate", lambda: fake_generate)
     ck = _checkpoint(tmp_path, records)
+    loaded = SimpleNamespace(frame_stride=1, records=records,
+                             provenance={"kind": "checkpoint", "label": "trained checkpoint"})
+    monkeypatch.setattr(evaluate, "_load_checkpoint", lambda cfg, checkpoint: (loaded, ck))
     out = tmp_path / "o"
     assert evaluate.main(["--checkpoint", str(ck), "--processed", str(_processed(tmp_path / "p")), "--metrics",
                           "psnr", "--method", "toy", "--dataset", "mead", "--out", str(out), "--leaderboard"]) == 0
