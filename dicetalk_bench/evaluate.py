@@ -23,7 +23,6 @@ from typing import Any, Sequence
 
 from dicetalk_bench.cli_args import key_value, non_negative_int, positive_int, scalar
 from dicetalk_bench.cli_errors import run_cli
-from dicetalk_bench.errors import failure_kind, item_errors
 
 logger = logging.getLogger("dicetalk_bench.evaluate")
 
@@ -60,6 +59,8 @@ class EvalConfig:
     sample_steps: int = 25
     max_clips: int | None = None
     frame_rate: str | None = None  # release | native; None: from the checkpoint's frame_stride
+    workers: int = 0  # generation: 0 = in this process; N = a LocalCluster of N one-thread workers
+    scheduler: str | None = None  # generation on the Dask cluster at this address (workers started elsewhere)
 
 
 # ------------------------------------------------------------------------------------------------------- parsing
@@ -127,6 +128,12 @@ def build_score_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-rate", choices=("release", "native"), default=None,
                    help="sampling mode when generating (--checkpoint): release = 12.5 fps + RIFE (weights key "
                         "rife-hdv3, see --weights), native = 25 fps; default: from the checkpoint's frame_stride")
+    p.add_argument("--workers", type=non_negative_int, default=0,
+                   help="generation (--checkpoint): 0 = in this process; N = a local Dask cluster of N one-thread "
+                        "workers (with --device cuda: one GPU each), each loading the model once")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="generation (--checkpoint) on the Dask cluster at this address, e.g. tcp://host:8786 "
+                        "(GPU workers started with --resources GPU=1 when --device cuda)")
     p.add_argument("--max-clips", type=positive_int, default=None,
                    help="generate at most this many test clips (--checkpoint; for quick checks)")
     p.add_argument("--leaderboard", action="store_true",
@@ -196,22 +203,15 @@ def _cmd_leaderboard(argv: list[str]) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------- generation
-def _load_generate() -> Any:
-    """The model package's ``generate(clip_row, checkpoint, seed, *, data_root, cfg, device)``, or None when this
-    build has none (then --checkpoint is refused; no stand-in generation)."""
-    try:
-        from dicetalk_bench.model import pipeline
-    except ImportError as exc:
-        logger.debug("dicetalk_bench.model.pipeline cannot be imported: %s", exc)
-        return None
-    return getattr(pipeline, "generate", None)
+#: builds the sampler of a generation run (``"module:function"`` called with a SamplerSpec, or a function)
+SAMPLER_LOADER: Any = "dicetalk_bench.model.pipeline:load_sampler"
 
 
-def _sample_config(steps: int, frame_rate: str | None = None, rife: str | None = None,
-                   allow_unverified: bool = False) -> Any:
-    from dicetalk_bench.model.pipeline import SampleConfig
-
-    return SampleConfig(steps=steps, frame_rate=frame_rate, rife=rife, allow_unverified=allow_unverified)
+def _sample_settings(cfg: "EvalConfig") -> tuple[tuple[str, Any], ...]:
+    """The sampling settings of a generation run, as sorted (name, value) pairs (they enter every clip's key)."""
+    settings = {"steps": cfg.sample_steps, "frame_rate": cfg.frame_rate, "rife": cfg.weights.get("rife-hdv3"),
+                "allow_unverified": cfg.allow_unverified}
+    return tuple(sorted(settings.items()))
 
 
 def _test_rows(processed: Path, dataset: str) -> list[dict[str, Any]]:
@@ -242,35 +242,43 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _load_checkpoint(cfg: EvalConfig, checkpoint: Path) -> tuple[Any, Path]:
-    """The model of ``--checkpoint`` (training checkpoint, run folder or release folder, whose SVD-xt, whisper-tiny
-    and priors come from ``--weights svd-xt=... whisper-tiny=... dicetalk-priors=...`` or the registry), loaded
-    and checked once before any clip is generated; returns it and the folder it came from."""
-    from dicetalk_bench.model import checkpoint as ckpt_mod
-    from dicetalk_bench.model.pipeline import load_model
-    from dicetalk_bench.model.release import ReleaseSources
-    from dicetalk_bench.weights import WeightsError
+def _check_whisper_records(folder: Path, rows: Sequence[dict[str, Any]], processed: Path) -> None:
+    """A training checkpoint's Whisper weights against the ones that made the processed audio features (read from
+    the first test clip's Parquet metadata; no model is loaded)."""
+    import json
 
-    try:
-        kind = ckpt_mod.checkpoint_kind(checkpoint)
-        folder = ckpt_mod.latest_checkpoint(checkpoint) if kind == "run" else checkpoint
-        model = load_model(checkpoint, cfg.device, ReleaseSources.from_weights(cfg.weights, cfg.allow_unverified))
-    except (ValueError, FileNotFoundError, WeightsError) as exc:
-        raise EvaluateError(f"--checkpoint {checkpoint}: {exc}") from exc
-    return model, folder
+    import pyarrow.parquet as pq
+
+    from dicetalk_bench.preprocessing.audio_features import table_metadata
+
+    state = folder / "state.json"
+    if not state.is_file() or not rows:
+        return
+    want = (json.loads(state.read_text()).get("records") or {}).get("whisper") or {}
+    got = table_metadata(pq.read_schema(processed / rows[0]["audio_features"])).get("whisper", {})
+    if want.get("sha256") and want.get("sha256") != got.get("sha256"):
+        raise EvaluateError(f"--processed {processed}: its audio features were made with the Whisper weights "
+                            f"{got.get('file')} (sha256 {got.get('sha256')}), but checkpoint {folder} was trained with "
+                            f"{want.get('file')} (sha256 {want.get('sha256')}); preprocess with the same whisper-tiny")
 
 
 def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
-    """Generate every test clip of ``cfg.dataset`` in ``cfg.processed`` with ``cfg.checkpoint``.
+    """Generate every test clip of ``cfg.dataset`` in ``cfg.processed`` with ``cfg.checkpoint``, restartably.
 
-    Writes ``out_dir/generated/<dataset>/<method>/<clip_id>.mp4`` (25 fps, with the clip's audio) and, unless a
-    reference folder was given, links the processed ground-truth clips into ``out_dir/reference/<dataset>/``.
-    Returns (videos folder, reference folder, generation record for the provenance). A clip whose own input is
-    unusable (a per-item failure: unreadable video, no face ...) is logged and recorded with its reason and the run
-    goes on; any other error (missing weights, a bug) stops the command. A path that is not a generator checkpoint
-    is refused by its kind before anything is generated.
+    Writes ``out_dir/generated/<dataset>/<method>/<clip_id>.mp4`` (25 fps, with the clip's audio, plus a sidecar
+    record per clip; :mod:`dicetalk_bench.model.split_generation`) and, unless a reference folder was given, links
+    the processed ground-truth clips into ``out_dir/reference/<dataset>/``. A clip already generated with the same
+    checkpoint, settings and inputs is reused. ``cfg.workers`` / ``cfg.scheduler`` shard the clips over Dask
+    workers (each loads the model once). Returns (videos folder, reference folder, generation record for the
+    provenance). Set-up errors (a wrong checkpoint kind, other Whisper weights, a processed folder without the
+    split, a broken checkpoint, a GPU worker without CUDA) stop before any clip is written; a clip whose own input
+    is unusable is recorded with its reason and the run goes on.
     """
+    from dicetalk_bench.model import split_generation as sg
     from dicetalk_bench.model.checkpoint_kind import check_generator_files, generator_checkpoint
+    from dicetalk_bench.model.release import ReleaseSources
+    from dicetalk_bench.reports.provenance import checkpoint_weights, tree_sha256
+    from dicetalk_bench.reports.runs import safe_file_stem
 
     processed = Path(cfg.processed)  # checked by the caller
     folder = generator_checkpoint(cfg.checkpoint, command="evaluate --checkpoint")
@@ -278,58 +286,36 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
     rows = _test_rows(processed, cfg.dataset)
     if cfg.max_clips is not None:
         rows = rows[: cfg.max_clips]
-    generate = _load_generate()
-    if generate is None:
-        raise EvaluateError("generation from checkpoints is not available in this build "
-                            "(dicetalk_bench.model.pipeline has no generate()); generate the videos elsewhere and "
-                            "score them with --videos DIR")
-    model, folder = _load_checkpoint(cfg, folder)
-
-    import numpy as np
-
-    from dicetalk_bench import media
-    from dicetalk_bench.reports.provenance import checkpoint_weights, tree_sha256
-    from dicetalk_bench.reports.runs import safe_file_stem
-
-    from tqdm.auto import tqdm
-
+    try:
+        jobs = sg.make_jobs(rows, cfg.dataset, "test")
+    except ValueError as exc:
+        raise EvaluateError(f"{processed / 'clips.parquet'}: {exc}") from None
+    _check_whisper_records(folder, rows, processed)
+    use_gpu = str(cfg.device).startswith("cuda") and (cfg.workers > 0 or cfg.scheduler is not None)
+    spec = sg.SamplerSpec(checkpoint=str(folder), checkpoint_sha256=tree_sha256(folder), data_root=str(processed),
+                          settings=_sample_settings(cfg), device=cfg.device, seed=cfg.seed, loader=SAMPLER_LOADER,
+                          use_gpu=use_gpu, sources=ReleaseSources.from_weights(cfg.weights, cfg.allow_unverified))
+    if cfg.workers == 0 and cfg.scheduler is None:
+        sg.cached_sampler(spec)  # load and check the model once, here, before any clip is written
     gen_dir = out_dir / "generated" / cfg.dataset / safe_file_stem(cfg.method)
-    sample_cfg = _sample_config(cfg.sample_steps, cfg.frame_rate, cfg.weights.get("rife-hdv3"), cfg.allow_unverified)
-    failures: dict[str, str] = {}
-    n_ok = 0
-    for row in tqdm(rows, desc=f"generating {cfg.dataset} test clips", unit="clip"):
-        clip_id = row["clip_id"]
-        try:
-            frames = generate(row, model, seed=cfg.seed, data_root=processed, cfg=sample_cfg, device=cfg.device)
-            try:
-                audio = media.read_audio(processed / row["video"], AUDIO_RATE)
-                audio = audio[: int(round(len(frames) / GENERATED_FPS * AUDIO_RATE))]
-            except media.MissingStreamError:
-                audio = None
-        except item_errors() as exc:  # a clip's own input is unusable: recorded, the run goes on
-            if failure_kind(exc) is None:
-                raise
-            logger.warning("generation of %s failed: %s", clip_id, exc)
-            failures[clip_id] = f"{type(exc).__name__}: {exc}"
-            continue
-        media.write_video(gen_dir / f"{clip_id}.mp4", np.asarray(frames), GENERATED_FPS, audio=audio,
-                          audio_rate=AUDIO_RATE if audio is not None else None)
-        n_ok += 1
-    if n_ok == 0:
-        first = next(iter(failures.items()))
-        raise EvaluateError(f"generation failed for all {len(rows)} test clips (e.g. {first[0]}: {first[1]})")
+    summary = sg.generate_split(jobs, spec, gen_dir, workers=cfg.workers, scheduler=cfg.scheduler)
+    if not summary.generated and not summary.reused:
+        first = next(iter(summary.failures.items()))
+        raise EvaluateError(f"generation failed for all {len(jobs)} test clips (e.g. {first[0]}: {first[1]})")
     if cfg.reference is not None:
         reference = Path(cfg.reference)
     else:
         reference = out_dir / "reference" / cfg.dataset
         for row in rows:
             _link_or_copy(processed / row["video"], reference / f"{row['clip_id']}.mp4")
-    record = {"path": str(folder), "sha256": tree_sha256(folder), "n_test_clips": len(rows), "n_generated": n_ok,
-              "generation_failures": failures, "sample_steps": cfg.sample_steps, "fps": GENERATED_FPS,
-              "frame_rate": cfg.frame_rate or "checkpoint", "processed": str(processed),
-              "kind": model.provenance.get("kind"), "label": model.provenance.get("label"),
-              "frame_stride": model.frame_stride, "release": model.provenance,
-              "weights": checkpoint_weights(folder) or dict(model.records)}
+    made_by = dict(summary.sampler or {})
+    record = {"path": str(folder), "sha256": spec.checkpoint_sha256, "n_test_clips": len(rows),
+              **summary.record(), "generation_failures": dict(summary.failures),
+              "sample_steps": cfg.sample_steps, "fps": sg.GENERATED_FPS, "settings_sha256": spec.settings_sha256,
+              "sampler_version": sg.SAMPLER_VERSION, "frame_rate": made_by.get("frame_rate"),
+              "processed": str(processed), "kind": made_by.get("kind"), "label": made_by.get("label"),
+              "frame_stride": made_by.get("frame_stride"), "release": made_by.get("release"),
+              "weights": checkpoint_weights(folder) or made_by.get("records")}
     return gen_dir, reference, record
 
 
@@ -347,7 +333,8 @@ def _config_from_args(args: argparse.Namespace, names: list[str]) -> EvalConfig:
         force_small_set=args.force_small_set,
         cache_dir=None if args.no_cache else str(args.cache_dir or default_cache_dir()),
         options={k: scalar(v) for k, v in args.option}, keep_going=args.keep_going,
-        sample_steps=args.sample_steps, max_clips=args.max_clips, frame_rate=args.frame_rate)
+        sample_steps=args.sample_steps, max_clips=args.max_clips, frame_rate=args.frame_rate,
+        workers=args.workers, scheduler=args.scheduler)
 
 
 def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:

@@ -352,6 +352,16 @@ class Sampler:
         if self.frame_rate == "release" and self.model.rife is None:
             attach_rife(self.model, self.cfg.rife, allow_unverified=self.cfg.allow_unverified)
 
+    def provenance(self) -> dict:
+        """What results made with this sampler record: the checkpoint's kind, label and training frame stride, the
+        sampling mode, the loader's record of the weights files and the pretrained records (SVD, Whisper, RIFE)."""
+        import json
+
+        prov = self.model.provenance
+        return json.loads(json.dumps({"kind": prov.get("kind"), "label": prov.get("label"),
+                                      "frame_stride": self.model.frame_stride, "frame_rate": self.frame_rate,
+                                      "release": prov, "records": self.model.records}, default=str))
+
     def generate_clip(self, clip_row: dict, emotion: str | None = None) -> np.ndarray:
         """(T, R, R, 3) uint8 frames for one manifest row (see :func:`generate`)."""
         return generate(clip_row, self.model, self.seed, data_root=self.data_root, emotion=emotion, cfg=self.cfg,

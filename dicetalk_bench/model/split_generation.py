@@ -16,10 +16,11 @@ Trouble, two kinds:
   media errors, ``OSError``) are recorded with their reason and the run goes on;
 - anything else (a wrong checkpoint, a bug, a GPU worker without CUDA) stops the run with its message.
 
-The sampler is built by ``SamplerSpec.loader`` (``"module:function"``, called with the spec) once per process and
-kept in a process-level cache, so each Dask worker loads the model once and keeps it across tasks. The object it
-returns must have ``generate_clip(row: dict) -> (T, H, W, 3) uint8`` (frames at 25 fps, one per ground-truth
-frame) and may have ``n_unet_calls``.
+The sampler is built by ``SamplerSpec.loader`` (``"module:function"`` or a function, called with the spec) once per
+process and kept in a process-level cache, so each Dask worker loads the model once and keeps it across tasks. The
+object it returns must have ``generate_clip(row: dict) -> (T, H, W, 3) uint8`` (frames at 25 fps, one per
+ground-truth frame) and ``provenance() -> dict`` (JSON-ready; stored in every clip's sidecar, so a fully reused run
+still knows what made its clips).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class SamplerSpec:
     settings: tuple[tuple[str, Any], ...] = ()
     device: str = "cpu"
     seed: int = 0
-    loader: str = "dicetalk_bench.model.pipeline:load_sampler"
+    loader: Any = "dicetalk_bench.model.pipeline:load_sampler"  # "module:function" (picklable) or a function
     use_gpu: bool = False
     sources: Any = None  # a release folder's ReleaseSources (frozen, so the spec stays hashable)
 
@@ -154,8 +155,10 @@ _SAMPLERS: dict[SamplerSpec, Any] = {}
 _LOAD_COUNT = {"n": 0}
 
 
-def _load_callable(path: str) -> Callable[[SamplerSpec], Any]:
-    module, _, name = path.partition(":")
+def _load_callable(path: Any) -> Callable[[SamplerSpec], Any]:
+    if callable(path):
+        return path
+    module, _, name = str(path).partition(":")
     fn = getattr(importlib.import_module(module), name, None)
     if not callable(fn):
         raise SetupError(f"sampler loader {path!r} is not a function")
@@ -238,9 +241,11 @@ def generate_one(spec: SamplerSpec, job: ClipJob, out_dir: str) -> dict[str, Any
     except ItemFailure as exc:
         return {**base, "status": "failed", "kind": exc.kind, "reason": str(exc), "loads": sampler_loads()}
     key, parts = generation_key(spec, job, inputs)
-    if finished_record(video, key) is not None:
-        return {**base, "status": "reused", "loads": sampler_loads()}
+    done = finished_record(video, key)
+    if done is not None:
+        return {**base, "status": "reused", "loads": sampler_loads(), "sampler": done.get("sampler")}
     sampler = cached_sampler(_task_device(spec))
+    made_by = sampler.provenance()
     try:
         frames = np.asarray(sampler.generate_clip(dict(job.row)))
         try:
@@ -249,14 +254,14 @@ def generate_one(spec: SamplerSpec, job: ClipJob, out_dir: str) -> dict[str, Any
         except media.MissingStreamError:
             audio = None
         _write_clip(video, frames, audio, {"clip_id": job.clip_id, "key": key, "key_parts": parts,
-                                           "n_frames": int(len(frames)), "fps": GENERATED_FPS})
+                                           "n_frames": int(len(frames)), "fps": GENERATED_FPS, "sampler": made_by})
     except (ItemFailure, media.MediaError, OSError) as exc:
         sidecar_path(video).unlink(missing_ok=True)
         kind = getattr(exc, "kind", "unreadable-video")
         logger.warning("generation of %s failed: %s", job.clip_id, exc)
         return {**base, "status": "failed", "kind": kind, "reason": f"{type(exc).__name__}: {exc}",
                 "loads": sampler_loads()}
-    return {**base, "status": "generated", "loads": sampler_loads()}
+    return {**base, "status": "generated", "loads": sampler_loads(), "sampler": made_by}
 
 
 # ------------------------------------------------------------------------------------------------ the split
@@ -271,6 +276,7 @@ class GenerationSummary:
     failures: Mapping[str, str]
     failure_kinds: Mapping[str, str]
     sampler_loads_per_process: Mapping[int, int]
+    sampler: Mapping[str, Any] | None = None  # the sampler's provenance (from a run or a reused clip's sidecar)
 
     def record(self) -> dict[str, Any]:
         return {"n_clips": self.n_clips, "n_generated": len(self.generated), "n_reused": len(self.reused),
@@ -299,7 +305,8 @@ def _summarise(out_dir: Path, results: Sequence[Mapping[str, Any]]) -> Generatio
         reused=tuple(sorted(r["clip_id"] for r in results if r["status"] == "reused")),
         failures={r["clip_id"]: r["reason"] for r in results if r["status"] == "failed"},
         failure_kinds={r["clip_id"]: r["kind"] for r in results if r["status"] == "failed"},
-        sampler_loads_per_process=loads)
+        sampler_loads_per_process=loads,
+        sampler=next((r["sampler"] for r in sorted(results, key=lambda r: r["clip_id"]) if r.get("sampler")), None))
 
 
 def generate_split(jobs: Sequence[ClipJob], spec: SamplerSpec, out_dir: str | Path, *, workers: int = 0,

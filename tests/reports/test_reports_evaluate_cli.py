@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 import subprocess
 import sys
 from pathlib import Path
@@ -160,6 +159,22 @@ def _checkpoint(root: Path, records: dict | None = None) -> Path:
     return folder
 
 
+class GroundTruthSampler:
+    """Stand-in for the model's sampler (the real one is tested by the model tests): each clip's ground truth."""
+
+    def __init__(self, spec, calls: list) -> None:
+        self.spec, self.calls = spec, calls
+
+    def generate_clip(self, row: dict):
+        self.calls.append((row["clip_id"], self.spec.checkpoint, self.spec.seed, dict(self.spec.settings)["steps"],
+                           self.spec.device))
+        return read_video(Path(self.spec.data_root) / row["video"]).frames
+
+    def provenance(self) -> dict:
+        return {"kind": "checkpoint", "label": "trained checkpoint", "frame_stride": 2, "frame_rate": "release",
+                "release": {"kind": "checkpoint"}, "records": {}}
+
+
 def test_checkpoint_needs_processed(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         evaluate.main(["--checkpoint", str(tmp_path), "--metrics", "psnr", "--method", "m", "--dataset", "mead",
@@ -167,14 +182,15 @@ def test_checkpoint_needs_processed(tmp_path, capsys):
     assert exc.value.code == 2 and "--checkpoint needs --processed" in capsys.readouterr().err
 
 
-def test_checkpoint_without_generate_api_is_refused_clearly(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(evaluate, "_load_generate", lambda: None)
+def test_checkpoint_that_cannot_load_stops_before_any_clip(tmp_path, capsys):
+    """The model is loaded (and checked) once, before generation: a broken checkpoint is a set-up error."""
     proc = _processed(tmp_path / "p")
     rc = evaluate.main(["--checkpoint", str(_checkpoint(tmp_path)), "--processed", str(proc), "--metrics", "psnr",
                         "--method", "m", "--dataset", "mead", "--out", str(tmp_path / "o")])
-    assert rc == 1
-    assert "generation from checkpoints is not available in this build" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("error:") and "Traceback" not in err
     assert not (tmp_path / "o" / "results").exists()
+    assert not list((tmp_path / "o").rglob("*.mp4")) if (tmp_path / "o").exists() else True
 
 
 def test_model_package_provides_generate():
@@ -185,7 +201,8 @@ def test_model_package_provides_generate():
 
     source = Path(importlib.util.find_spec("dicetalk_bench.model.pipeline").origin).read_text()
     funcs = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
-    assert "generate" in funcs
+    assert "generate" in funcs and "load_sampler" in funcs
+    assert evaluate.SAMPLER_LOADER == "dicetalk_bench.model.pipeline:load_sampler"
     args = [a.arg for a in funcs["generate"].args.args + funcs["generate"].args.kwonlyargs]
     assert args[:3] == ["clip_row", "checkpoint", "seed"] and {"data_root", "cfg", "device"} <= set(args)
 
@@ -209,24 +226,9 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
     """Wiring of --checkpoint with a stand-in for the model's generate() that returns the ground truth (the real
     generate() is tested by the model tests): only test clips are generated, with the checkpoint given, and the
     generated clips are scored against the linked ground truth (identical frames: PSNR very high)."""
-    from types import SimpleNamespace
-
     calls = []
     ck = _checkpoint(tmp_path)
-    loaded = SimpleNamespace(folder=ck, frame_stride=2, provenance={"kind": "checkpoint", "label": "trained checkpoint"})
-
-    def fake_generate(row, checkpoint, seed=0, *, data_root, cfg, device):
-        calls.append((row["clip_id"], Path(checkpoint.folder), seed, cfg.steps, device))
-        return read_video(Path(data_root) / row["video"]).frames
-
-    def fake_load(cfg, checkpoint):  # the model is loaded (and checked) once, before any clip
-        from dicetalk_bench.model.checkpoint import checkpoint_kind, latest_checkpoint
-
-        assert checkpoint_kind(checkpoint) == "run"
-        return loaded, latest_checkpoint(checkpoint)
-
-    monkeypatch.setattr(evaluate, "_load_generate", lambda: fake_generate)
-    monkeypatch.setattr(evaluate, "_load_checkpoint", fake_load)
+    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, calls))
     proc = _processed(tmp_path / "p")
     out = tmp_path / "o"
     rc = evaluate.main(["--checkpoint", str(ck.parent.parent), "--processed", str(proc), "--metrics", "psnr",
@@ -234,7 +236,7 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
                         "--seed", "9"])
     assert rc == 0
     assert [c[0] for c in calls] == ["mead/M003/front/happy/level_1/000", "mead/M003/front/happy/level_1/001"]
-    assert all(c[1] == ck and c[2] == 9 and c[3] == 3 for c in calls)  # latest step folder of the run
+    assert all(Path(c[1]) == ck and c[2] == 9 and c[3] == 3 for c in calls)  # latest step folder of the run
     gen = out / "generated" / "mead" / "dice" / "mead/M003/front/happy/level_1/000.mp4"
     assert gen.is_file() and read_video(gen).fps == 25.0
     run = read_run(out / "results" / "mead" / "dice.json")
@@ -242,6 +244,14 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
     prov = run.provenance["checkpoint"]
     assert prov["sha256"] == tree_sha256(ck) and prov["n_generated"] == 2 and prov["generation_failures"] == {}
     assert prov["frame_stride"] == 2 and prov["label"] == "trained checkpoint"
+    assert prov["n_reused"] == 0 and prov["sampler_loads"] == 1
+    # an unchanged rerun reuses every clip (nothing generated again) and scores the same
+    calls.clear()
+    assert evaluate.main(["--checkpoint", str(ck.parent.parent), "--processed", str(proc), "--metrics", "psnr",
+                          "--method", "dice", "--dataset", "mead", "--out", str(out), "--sample-steps", "3",
+                          "--seed", "9"]) == 0
+    again = read_run(out / "results" / "mead" / "dice.json").provenance["checkpoint"]
+    assert calls == [] and again["n_reused"] == 2 and again["n_generated"] == 0 and again["label"] == prov["label"]
 
 
 # ---------------------------------------------------------------------------------------------- set-up errors stop
@@ -258,10 +268,10 @@ def _embedder_run(root: Path) -> Path:
 
 @pytest.mark.parametrize("which", ["run", "step"])
 def test_embedder_checkpoint_is_refused_by_kind_before_generating(tmp_path, monkeypatch, capsys, which):
-    def never(*args, **kwargs):
-        raise AssertionError("generation started")
+    def never(spec):
+        raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(evaluate, "_load_generate", lambda: never)
+    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", never)
     run = _embedder_run(tmp_path)
     path = run if which == "run" else run / "checkpoints" / "step_0000003"
     rc = evaluate.main(["--checkpoint", str(path), "--processed", str(_processed(tmp_path / "p")), "--metrics",
@@ -297,18 +307,12 @@ def test_generator_trained_on_random_weights_makes_the_evaluated_row_uncalibrate
     """The checkpoint's own weights records (state.json, as training writes them for --svd/--whisper random:SEED)
     go into the provenance; the row is uncalibrated although PSNR needs no extractor weights, and the page says
     which part is not calibrated."""
-    def fake_generate(row, checkpoint, seed=0, *, data_root, cfg, device):
-        return read_video(Path(data_root) / row["video"]).frames
-
     records = {"svd": {"key": "svd-xt", "file": str(tmp_path / "svd-random"), "sha256": None, "calibrated": False,
                        "random_seed": 0},
                "whisper": {"key": "whisper-tiny", "file": "random:0", "sha256": "0" * 64, "calibrated": False,
                            "verified_by": "unverified", "pinned_by": None}}
-    monkeypatch.setattr(evaluate, "_load_generate", lambda: fake_generate)
     ck = _checkpoint(tmp_path, records)
-    loaded = SimpleNamespace(frame_stride=1, records=records,
-                             provenance={"kind": "checkpoint", "label": "trained checkpoint"})
-    monkeypatch.setattr(evaluate, "_load_checkpoint", lambda cfg, checkpoint: (loaded, ck))
+    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, []))
     out = tmp_path / "o"
     assert evaluate.main(["--checkpoint", str(ck), "--processed", str(_processed(tmp_path / "p")), "--metrics",
                           "psnr", "--method", "toy", "--dataset", "mead", "--out", str(out), "--leaderboard"]) == 0
