@@ -108,6 +108,18 @@ class Checkpoint:
         return int(self.state["step"])
 
 
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file; a truncated or corrupt one is a ValueError naming it (a set-up error, not a crash)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:
+        raise ValueError(f"checkpoint file {path} cannot be read ({exc}); it is truncated or not a safetensors "
+                         "file: copy it again or use another checkpoint") from None
+
+
 def read_checkpoint(folder: str | os.PathLike) -> Checkpoint:
     """Model tensors (without priors), priors and state.json of a checkpoint folder."""
     from safetensors.torch import load_file
@@ -116,10 +128,10 @@ def read_checkpoint(folder: str | os.PathLike) -> Checkpoint:
     for name in ("model.safetensors", "state.json"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"checkpoint {folder} has no {name}")
-    tensors = load_file(str(folder / "model.safetensors"))
+    tensors = _load_tensors(folder / "model.safetensors")
     priors = {k[len("priors."):]: v.numpy() for k, v in tensors.items() if k.startswith("priors.")}
     model = {k: v for k, v in tensors.items() if not k.startswith("priors.")}
-    ema = load_file(str(folder / "ema.safetensors")) if (folder / "ema.safetensors").is_file() else None
+    ema = _load_tensors(folder / "ema.safetensors") if (folder / "ema.safetensors").is_file() else None
     return Checkpoint(folder, json.loads((folder / "state.json").read_text()), model, priors, ema)
 
 

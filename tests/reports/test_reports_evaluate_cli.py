@@ -143,8 +143,12 @@ def _processed(root: Path) -> Path:
         frames = np.stack([np.stack([(xx * 2 + t * 3 + 40 * i) % 256, (yy * 3) % 256, np.full_like(xx, 90 + t)], -1)
                            for t in range(8)]).astype(np.uint8)
         write_video(root / "videos" / f"{cid}.mp4", frames, 25.0, crf=0)
+        for kind in ("faces", "audio"):  # the stand-in sampler reads neither; their hashes key the generated clips
+            (root / kind / f"{cid}.parquet").parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.table({"frame": list(range(8))}), root / kind / f"{cid}.parquet")
         rows.append({"clip_id": cid, "dataset": "mead", "split": split, "status": "ok", "n_frames": 8,
-                     "video": f"videos/{cid}.mp4", "emotion": "happy"})
+                     "video": f"videos/{cid}.mp4", "faces": f"faces/{cid}.parquet",
+                     "audio_features": f"audio/{cid}.parquet", "emotion": "happy"})
     pq.write_table(pa.Table.from_pylist(rows), root / "clips.parquet")
     return root
 
@@ -311,6 +315,7 @@ def test_generator_trained_on_random_weights_makes_the_evaluated_row_uncalibrate
                        "random_seed": 0},
                "whisper": {"key": "whisper-tiny", "file": "random:0", "sha256": "0" * 64, "calibrated": False,
                            "verified_by": "unverified", "pinned_by": None}}
+    (tmp_path / "svd-random").mkdir()  # the random SVD folder training wrote (sampling loads its VAE from there)
     ck = _checkpoint(tmp_path, records)
     monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, []))
     out = tmp_path / "o"
@@ -325,3 +330,44 @@ def test_generator_trained_on_random_weights_makes_the_evaluated_row_uncalibrate
     assert row["calibration"]["problems"] == ["generator trained on random SVD weights",
                                               "generator trained on random Whisper weights"]
     assert "generator trained on random Whisper weights" in (out / "leaderboard" / "index.html").read_text()
+
+
+def test_other_whisper_weights_stop_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def never(spec):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", never)
+    (tmp_path / "svd").mkdir()
+    ck = _checkpoint(tmp_path, {"svd": {"key": "svd-xt", "file": str(tmp_path / "svd")},
+                                "whisper": {"key": "whisper-tiny", "file": "a", "sha256": "a" * 64}})
+    proc = _processed(tmp_path / "p")
+    features = proc / "audio" / "mead/M003/front/happy/level_1/000.parquet"
+    table = pq.read_table(features)
+    meta = {b"dicetalk_bench": json.dumps({"whisper": {"file": "b", "sha256": "b" * 64}}).encode()}
+    pq.write_table(pa.table(table.columns, names=table.column_names, metadata=meta), features)
+    rc = evaluate.main(["--checkpoint", str(ck), "--processed", str(proc), "--metrics", "psnr", "--method", "m",
+                        "--dataset", "mead", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("error:") and "preprocess with the same whisper-tiny" in err
+    assert not list((tmp_path / "o").rglob("*.mp4")) if (tmp_path / "o").exists() else True
+
+
+def test_clip_ids_that_are_not_safe_paths_are_refused(tmp_path, monkeypatch, capsys):
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, []))
+    (tmp_path / "svd").mkdir()
+    ck = _checkpoint(tmp_path, {"svd": {"key": "svd-xt", "file": str(tmp_path / "svd")}})
+    proc = _processed(tmp_path / "p")
+    rows = pq.read_table(proc / "clips.parquet").to_pylist()
+    rows[0]["clip_id"] = "mead/../../escape"
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pylist(rows), proc / "clips.parquet")
+    rc = evaluate.main(["--checkpoint", str(ck), "--processed", str(proc), "--metrics", "psnr", "--method", "m",
+                        "--dataset", "mead", "--out", str(tmp_path / "o")])
+    assert rc == 1 and "cannot be used as a file path" in capsys.readouterr().err
+    assert not (tmp_path / "escape.mp4").exists() and not list(tmp_path.rglob("escape*"))
