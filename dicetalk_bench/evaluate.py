@@ -126,13 +126,17 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
                     "files.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--results", type=Path, required=True, help="folder of results files (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="leaderboard folder to write")
+    p.add_argument("--recompute-intervals", action="store_true",
+                   help="recompute every interval from the stored per-video values and features at --level, "
+                        "--resamples, --set-resamples and --seed (default: show the interval stored with each "
+                        "result when it was scored)")
     p.add_argument("--resamples", type=non_negative_int, default=1000,
-                   help="bootstrap resamples for per-video metrics (0: no CI)")
+                   help="bootstrap resamples for per-video metrics when recomputing (0: no interval)")
     p.add_argument("--set-resamples", type=non_negative_int, default=100,
-                   help="bootstrap resamples for FID/KID/FVD over stored per-video features (0: no CI; each costs "
-                        "one recomputation of the metric)")
-    p.add_argument("--level", type=_level, default=0.95, help="confidence level of the intervals")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+                   help="bootstrap resamples for FID/KID/FVD over stored per-video features when recomputing (0: no "
+                        "interval; each costs one recomputation of the metric)")
+    p.add_argument("--level", type=_level, default=0.95, help="level of recomputed intervals")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed of recomputed intervals")
     p.add_argument("--title", default="dicetalk_bench leaderboard")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -145,14 +149,19 @@ def _setup_logging(verbose: bool) -> None:
 
 # ------------------------------------------------------------------------------------------------------- leaderboard
 def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, set_resamples: int = 100,
-                    level: float = 0.95, seed: int = 0, title: str = "dicetalk_bench leaderboard") -> dict[str, Path]:
-    """Read every results file under ``results_dir`` and write the leaderboard files into ``out_dir``."""
+                    level: float = 0.95, seed: int = 0, title: str = "dicetalk_bench leaderboard",
+                    recompute_intervals: bool = False) -> dict[str, Path]:
+    """Read every results file under ``results_dir`` and write the leaderboard files into ``out_dir``.
+
+    Cells show the intervals stored in the results; ``recompute_intervals`` recomputes them at these settings
+    (the per-video features are then loaded)."""
     from dicetalk_bench.reports.leaderboard import BootstrapConfig, build_tables
     from dicetalk_bench.reports.render import write_leaderboard
     from dicetalk_bench.reports.runs import find_runs
 
-    boot = BootstrapConfig(resamples=resamples, set_resamples=set_resamples, level=level, seed=seed)
-    runs = find_runs(results_dir, load_features=set_resamples > 0)
+    boot = BootstrapConfig(resamples=resamples, set_resamples=set_resamples, level=level, seed=seed,
+                           recompute=recompute_intervals)
+    runs = find_runs(results_dir, load_features=recompute_intervals and set_resamples > 0)
     paths = write_leaderboard(build_tables(runs, boot), out_dir, boot, title=title)
     logger.info("leaderboard of %d results files written to %s", len(runs), paths["html"])
     return paths
@@ -166,7 +175,8 @@ def _cmd_leaderboard(argv: list[str]) -> int:
 
     try:
         run_leaderboard(args.results, args.out, resamples=args.resamples, set_resamples=args.set_resamples,
-                        level=args.level, seed=args.seed, title=args.title)
+                        level=args.level, seed=args.seed, title=args.title,
+                        recompute_intervals=args.recompute_intervals)
     except (FileNotFoundError, ResultFormatError, LeaderboardError) as exc:
         logger.error("%s", exc)
         return 1

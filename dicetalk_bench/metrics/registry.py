@@ -235,7 +235,9 @@ def parse_metric_list(text: str) -> list[str]:
 def compute_metrics(names: Sequence[str], request: ScoreRequest) -> list[Any]:
     """Run the compute functions for ``names`` (each function once) and return the MetricResults asked for.
 
-    A metric whose compute function raises propagates the error: the caller (the CLI) decides whether one failed
+    Each result gets its uncertainty interval here, once, at scoring time
+    (:func:`dicetalk_bench.metrics.intervals.with_interval`, seeded with ``request.seed``). A metric whose compute
+    function raises propagates the error: the caller (the CLI) decides whether one failed
     metric stops the run.
     """
     specs = [get_metric(n) for n in names]
@@ -255,4 +257,6 @@ def compute_metrics(names: Sequence[str], request: ScoreRequest) -> list[Any]:
         for r in outs:
             if getattr(r, "key", None) in wanted:
                 results.append(r)
-    return results
+    from dicetalk_bench.metrics.intervals import with_interval
+
+    return [with_interval(r, seed=request.seed) for r in results]
