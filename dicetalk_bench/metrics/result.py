@@ -88,7 +88,32 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, Path):
         return str(x)
     if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        return nonfinite_text(x)
+    return x
+
+
+def json_types(x: Any) -> Any:
+    """``x`` with numpy values, Paths and non-finite floats (as :func:`nonfinite_text`) turned into JSON types."""
+    return _jsonable(x)
+
+
+NONFINITE_TEXT = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def nonfinite_text(x: float) -> str:
+    """The JSON form of a non-finite float: ``"inf"``, ``"-inf"`` or ``"nan"`` (JSON has no such numbers)."""
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def decode_nonfinite(x: Any) -> Any:
+    """Inverse of the JSON form inside numeric fields: ``"inf"``/``"-inf"``/``"nan"`` -> float, recursively through
+    dicts and lists; any other value unchanged."""
+    if isinstance(x, str):
+        return NONFINITE_TEXT.get(x, x)
+    if isinstance(x, Mapping):
+        return {k: decode_nonfinite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [decode_nonfinite(v) for v in x]
     return x
 
 
@@ -96,7 +121,9 @@ def _jsonable(x: Any) -> Any:
 class MetricResult:
     """One metric's score on one set of videos.
 
-    ``value`` is None when every video failed. ``per_video`` maps clip id -> the metric on that video (metrics that
+    ``value`` is None when every video failed; a non-finite value (or per-video value, interval bound, or number in
+    ``extra``) is stored in the JSON as ``"inf"``, ``"-inf"`` or ``"nan"`` and read back as that float.
+    ``per_video`` maps clip id -> the metric on that video (metrics that
     have one; set metrics such as FID leave it empty), ``failures`` clip id -> reason and ``failure_kinds`` clip id
     -> one of :data:`dicetalk_bench.errors.FAILURE_KINDS`. ``clip_ids`` lists every clip id the metric was asked
     to score (scored and failed, sorted), so reports can tell whether two rows scored the same clips.
@@ -182,6 +209,9 @@ class MetricResult:
         if unknown:
             raise ResultFormatError(f"metric result {d.get('key')!r}: unknown fields {sorted(unknown)}")
         kwargs = {k: v for k, v in d.items() if k in names}
+        for numeric in ("value", "per_video", "interval", "extra"):  # non-finite numbers are stored as text
+            if numeric in kwargs:
+                kwargs[numeric] = decode_nonfinite(kwargs[numeric])
         kwargs["extractors"] = tuple(kwargs.get("extractors", ()))
         kwargs["clip_ids"] = tuple(kwargs.get("clip_ids", ()))
         kwargs["schema_version"] = SCHEMA_VERSION

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dicetalk_bench.fileutil import atomic_write_bytes
+from dicetalk_bench.metrics.result import json_types
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, Cell, Table
 
 LEADERBOARD_SCHEMA = "dicetalk_bench.leaderboard"
@@ -35,9 +36,12 @@ def esc(text: Any) -> str:
 
 
 def fmt(value: float | None) -> str:
-    """A score for display: 4 significant digits, plain notation for 1e-4 <= |v| < 1e5."""
-    if value is None or not math.isfinite(value):
+    """A score for display: 4 significant digits, plain notation for 1e-4 <= |v| < 1e5; inf, -inf and NaN as
+    such; None as a dash."""
+    if value is None:
         return "\u2013"
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     a = abs(value)
     if a == 0 or 1e-4 <= a < 1e5:
         return f"{value:.4g}" if a < 1e4 else f"{value:.0f}"
@@ -335,7 +339,7 @@ def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: Bootst
             raw_links[r.source] = rel
     paths = {"html": out / "index.html", "json": out / "results.json", "csv": out / "results.csv",
              "latex": out / "results.tex"}
-    atomic_write_bytes(paths["json"], (json.dumps(tables_to_dict(tables, boot), indent=2, allow_nan=False)
+    atomic_write_bytes(paths["json"], (json.dumps(json_types(tables_to_dict(tables, boot)), indent=2, allow_nan=False)
                                        + "\n").encode())
     atomic_write_bytes(paths["csv"], tables_to_csv(tables).encode())
     atomic_write_bytes(paths["latex"], tables_to_latex(tables).encode())

@@ -188,3 +188,21 @@ def test_failure_rate_counts_recorded_clip_ids():
                      failures={"c": "x", "d": "y"}, failure_kinds={"c": "no-face", "d": "too-short"})
     assert r.n_attempted == 4 and r.failure_rate == 0.5
     assert MetricResult.from_dict(r.to_dict()).clip_ids == ("a", "b", "c", "d")
+
+
+def test_non_finite_numbers_round_trip_as_text(tmp_path):
+    import math
+
+    r = MetricResult(key="psnr", value=math.inf, higher_is_better=True, n_videos=2,
+                     per_video={"a": math.inf, "b": math.nan},
+                     interval={"low": -math.inf, "high": math.inf, "level": 0.95, "method": "m", "n_resamples": 1,
+                               "seed": 0},
+                     extra={"std": math.nan, "parts": [1.0, -math.inf], "label": "inf-free text"})
+    path = save_results([r], tmp_path / "r.json")
+    doc = json.loads(path.read_text())
+    assert doc["results"][0]["value"] == "inf" and doc["results"][0]["per_video"] == {"a": "inf", "b": "nan"}
+    back = load_results(path)[0]
+    assert back.value == math.inf and back.per_video["a"] == math.inf and math.isnan(back.per_video["b"])
+    assert (back.interval["low"], back.interval["high"]) == (-math.inf, math.inf)
+    assert math.isnan(back.extra["std"]) and back.extra["parts"] == [1.0, -math.inf]
+    assert back.extra["label"] == "inf-free text"

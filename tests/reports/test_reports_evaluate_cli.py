@@ -91,6 +91,18 @@ def test_scores_two_methods_and_builds_the_leaderboard(clips, tmp_path):
     assert [r["method"] for r in doc2["datasets"][0]["rows"]] == ["close <b>", "far"]
 
 
+def test_ground_truth_scored_against_itself_loads_and_builds_the_leaderboard(clips, tmp_path):
+    out = tmp_path / "out"
+    assert _score(clips, out, "ground truth", "ref", "--leaderboard") == 0
+    psnr = {r.key: r for r in load_results(out / "results" / "mead" / "ground_truth.json")}["psnr"]
+    assert psnr.value == 100.0 and set(psnr.per_video.values()) == {100.0}  # identical frames: the cap, not inf
+    assert psnr.protocol["cap_db"] == 100.0
+    assert (psnr.interval["low"], psnr.interval["high"]) == (100.0, 100.0)
+    doc = json.loads((out / "leaderboard" / "results.json").read_text())
+    cell = doc["datasets"][0]["rows"][0]["metrics"]["psnr"]
+    assert cell["value"] == 100.0 and cell["mark"] == "best"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--metrics", "nope"], "unknown metric"),
     (["--metrics", "psnr", "--reference", None], "needs --reference"),
