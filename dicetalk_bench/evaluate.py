@@ -7,7 +7,9 @@
     python -m dicetalk_bench.evaluate leaderboard --results OUTDIR/results --out OUTDIR/leaderboard
 
 Scoring writes ``OUTDIR/results/<dataset>/<method>.json`` (the metrics results document plus method, dataset and
-a provenance record; docs/evaluation.md) and the resolved config beside it (``<method>.config.yaml``). Metrics are
+a provenance record, in one atomic write; docs/evaluation.md), the resolved config beside it
+(``<method>.config.yaml``) and each reference feature set once to ``OUTDIR/results/reference_features/``. A method
+whose file name would clash with another method's results is refused before anything runs. Metrics are
 computed by :mod:`dicetalk_bench.metrics` (registry + ``run_score``). Arguments are parsed before anything heavy is
 imported, so ``--help`` is instant.
 """
@@ -320,14 +322,18 @@ def _config_from_args(args: argparse.Namespace, names: list[str]) -> EvalConfig:
 def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
     """Generate (with a checkpoint) and score; returns (results file, exit code of the scoring)."""
     from dicetalk_bench.config import config_hash, save_config
-    from dicetalk_bench.metrics.__main__ import run_score
+    from dicetalk_bench.metrics.__main__ import score_metrics
     from dicetalk_bench.metrics.registry import ScoreRequest
-    from dicetalk_bench.metrics.result import load_results
     from dicetalk_bench.metrics.video_set import list_videos
     from dicetalk_bench.reports.provenance import build_provenance
-    from dicetalk_bench.reports.runs import annotate_run, safe_file_stem
+    from dicetalk_bench.reports.runs import check_results_target, safe_file_stem, write_run
 
     out_dir = Path(cfg.out)
+    results_root = out_dir / "results"
+    results_dir = results_root / cfg.dataset
+    stem = safe_file_stem(cfg.method)
+    path = results_dir / f"{stem}.json"
+    check_results_target(path, cfg.method)  # before any generation or network runs
     checkpoint_record = None
     if cfg.checkpoint is not None:
         videos, reference, checkpoint_record = generate_test_split(cfg, out_dir)
@@ -339,20 +345,17 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
                            allow_unverified=cfg.allow_unverified, device=cfg.device, seed=cfg.seed,
                            batch_size=cfg.batch_size, force_small_set=cfg.force_small_set, cache_dir=cache_dir,
                            options=dict(cfg.options))
-    results_dir = out_dir / "results" / cfg.dataset
-    stem = safe_file_stem(cfg.method)
-    path = results_dir / f"{stem}.json"
-    code = run_score(list(cfg.metrics), request, path, keep_going=cfg.keep_going)
-    save_config(cfg, results_dir, name=f"{stem}.config.yaml")
-    results = load_results(path, load_features=False)
+    results, failed = score_metrics(list(cfg.metrics), request, keep_going=cfg.keep_going)
     provenance = build_provenance(method=cfg.method, dataset=cfg.dataset, seed=cfg.seed, argv=argv,
                                   config_hash=config_hash(cfg), results=results, checkpoint=checkpoint_record,
                                   videos_sha256=list_videos(videos).manifest_hash(),
                                   extra={"config_file": f"{stem}.config.yaml",
                                          "reference": None if reference is None else str(reference)})
-    annotate_run(path, method=cfg.method, dataset=cfg.dataset, provenance=provenance)
+    save_config(cfg, results_dir, name=f"{stem}.config.yaml")
+    write_run(results, path, method=cfg.method, dataset=cfg.dataset, provenance=provenance,
+              reference_store=results_root / "reference_features")
     logger.info("wrote %s", path)
-    return path, code
+    return path, 1 if failed else 0
 
 
 def _cmd_score(argv: list[str]) -> int:
@@ -384,9 +387,11 @@ def _cmd_score(argv: list[str]) -> int:
         parser.error(f"--reference {args.reference}: not a folder")
     cfg = _config_from_args(args, names)
     full_argv = ["python", "-m", "dicetalk_bench.evaluate", *argv]
+    from dicetalk_bench.reports.runs import ResultsCollisionError
+
     try:
         _, code = run_evaluation(cfg, full_argv)
-    except EvaluateError as exc:
+    except (EvaluateError, ResultsCollisionError) as exc:
         logger.error("%s", exc)
         return 1
     except SystemExit as exc:  # run_score stops on a failed metric (without --keep-going) with a message

@@ -103,12 +103,13 @@ def _cmd_score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return run_score(names, request, args.out, keep_going=args.keep_going)
 
 
-def run_score(names: list[str], request: Any, out: Path, *, keep_going: bool = False) -> int:
-    """Compute ``names`` (one registry call per metric group) and write ``out``; returns the exit code."""
+def score_metrics(names: list[str], request: Any, *, keep_going: bool = False) -> tuple[list[Any], list[str]]:
+    """Compute ``names`` (one registry call per metric group); returns (results, names of failed metrics).
+
+    Without ``keep_going`` a failed metric stops with SystemExit naming it."""
     import dataclasses
 
     from dicetalk_bench.metrics.registry import compute_metrics, get_metric
-    from dicetalk_bench.metrics.result import save_results
 
     results = []
     failed: list[str] = []
@@ -123,10 +124,18 @@ def run_score(names: list[str], request: Any, out: Path, *, keep_going: bool = F
                 raise SystemExit(f"error: metric {', '.join(group)} failed: {exc}") from exc
             logger.error("metric %s failed: %s", ", ".join(group), exc)
             failed.extend(group)
-    save_results(results, out)
     for r in results:
         cal = "" if r.calibrated else " (uncalibrated weights)"
         logger.info("%s = %s on %d videos%s", r.key, r.value, r.n_videos, cal)
+    return results, failed
+
+
+def run_score(names: list[str], request: Any, out: Path, *, keep_going: bool = False) -> int:
+    """Compute ``names`` (:func:`score_metrics`) and write ``out``; returns the exit code."""
+    from dicetalk_bench.metrics.result import save_results
+
+    results, failed = score_metrics(names, request, keep_going=keep_going)
+    save_results(results, out)
     logger.info("wrote %s", out)
     return 1 if failed else 0
 

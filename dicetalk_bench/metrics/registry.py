@@ -236,7 +236,8 @@ def compute_metrics(names: Sequence[str], request: ScoreRequest) -> list[Any]:
     """Run the compute functions for ``names`` (each function once) and return the MetricResults asked for.
 
     Each result gets its uncertainty interval here, once, at scoring time
-    (:func:`dicetalk_bench.metrics.intervals.with_interval`, seeded with ``request.seed``). A metric whose compute
+    (:func:`dicetalk_bench.metrics.intervals.with_interval`, seeded with ``request.seed``), and results with
+    reference features the reference set's content hash (``protocol["reference_sha256"]``). A metric whose compute
     function raises propagates the error: the caller (the CLI) decides whether one failed
     metric stops the run.
     """
@@ -258,5 +259,6 @@ def compute_metrics(names: Sequence[str], request: ScoreRequest) -> list[Any]:
             if getattr(r, "key", None) in wanted:
                 results.append(r)
     from dicetalk_bench.metrics.intervals import with_interval
+    from dicetalk_bench.metrics.result import with_reference_sha256
 
-    return [with_interval(r, seed=request.seed) for r in results]
+    return [with_interval(with_reference_sha256(r), seed=request.seed) for r in results]

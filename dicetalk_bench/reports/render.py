@@ -98,8 +98,24 @@ def tables_to_dict(tables: Sequence[Table], boot: BootstrapConfig) -> dict[str, 
     }
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(cell: Any) -> Any:
+    """A CSV cell a spreadsheet will not run as a formula (OWASP "CSV injection"): text starting with ``= + - @``,
+    tab or carriage return gets a leading ``'``; numbers, and text that is a number (``-1.5``), are kept."""
+    if not isinstance(cell, str) or not cell.startswith(_FORMULA_START):
+        return cell
+    try:
+        float(cell)
+    except ValueError:
+        return "'" + cell
+    return cell
+
+
 def tables_to_csv(tables: Sequence[Table]) -> str:
-    """One line per (dataset, method); per metric: value, ci_low, ci_high, n_videos."""
+    """One line per (dataset, method); per metric: value, ci_low, ci_high, n_videos. Text cells go through
+    :func:`csv_safe`."""
     keys: list[str] = []
     for t in tables:
         keys += [c.key for c in t.columns if c.key not in keys]
@@ -109,7 +125,7 @@ def tables_to_csv(tables: Sequence[Table]) -> str:
     header += ["toolkit_version", "git_commit", "date_utc", "config_hash", "checkpoint_sha256"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
+    w.writerow([csv_safe(x) for x in header])
     for t in tables:
         for r in t.rows:
             line: list[Any] = [t.dataset, r.method, r.calibrated]
@@ -124,7 +140,7 @@ def tables_to_csv(tables: Sequence[Table]) -> str:
             ck = p.get("checkpoint") or {}
             line += [p.get("toolkit_version") or "", p.get("git_commit") or "", p.get("date_utc") or "",
                      p.get("config_hash") or "", ck.get("sha256", "") if isinstance(ck, dict) else ""]
-            w.writerow(line)
+            w.writerow([csv_safe(x) for x in line])
     return buf.getvalue()
 
 

@@ -172,3 +172,29 @@ def test_bad_results_folders_are_reported_with_the_file(tmp_path, write_results)
     dup.write_text((write_results.root / "mead" / "m.json").read_text())
     with pytest.raises(ResultFormatError, match="two results files"):
         find_runs(write_results.root)
+
+
+def test_a_method_whose_file_name_clashes_with_another_method_is_refused(write_results):
+    from dicetalk_bench.reports.runs import ResultsCollisionError
+
+    first = write_results("A/B", "mead", [metric("psnr", 20.0, True, {"a": 20.0, "b": 20.0})])
+    with pytest.raises(ResultsCollisionError, match="'A_B'.*'A/B'.*A_B"):
+        write_results("A_B", "mead", [metric("psnr", 30.0, True, {"a": 30.0, "b": 30.0})])
+    assert read_run(first).method == "A/B" and read_run(first).results["psnr"].value == 20.0  # untouched
+    write_results("A/B", "mead", [metric("psnr", 25.0, True, {"a": 25.0, "b": 25.0})])  # same method: overwrite
+    assert read_run(first).results["psnr"].value == 25.0
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad field", "no features file"])
+def test_a_bad_results_file_is_named_with_the_fix(write_results, rng, damage):
+    write_results("fine", "mead", [metric("psnr", 20.0, True, {"a": 20.0, "b": 20.0})])
+    path = write_results("broken", "mead", [_fid_result(rng, 1.0)])
+    text = path.read_text()
+    if damage == "truncated":
+        path.write_text(text[: len(text) // 2])
+    elif damage == "bad field":
+        path.write_text(text.replace('"higher_is_better"', '"higher_is_worse"', 1))
+    else:
+        path.with_name(path.stem + ".features.npz").unlink()
+    with pytest.raises(ResultFormatError, match=f"{path}.*Delete {path}.*score that method again"):
+        find_runs(write_results.root)

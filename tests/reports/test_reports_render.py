@@ -12,7 +12,7 @@ from reports_helpers import metric
 
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, build_tables
 from dicetalk_bench.reports.leaderboard import Cell
-from dicetalk_bench.reports.render import (LICENCE_NOTE, UNCALIBRATED_NOTE, esc, fmt, interval_text,
+from dicetalk_bench.reports.render import (LICENCE_NOTE, UNCALIBRATED_NOTE, csv_safe, esc, fmt, interval_text,
                                            tables_to_latex, tex_escape, write_leaderboard)
 from dicetalk_bench.reports.runs import find_runs
 
@@ -140,3 +140,19 @@ def test_non_finite_values_are_shown_as_what_they_are(write_results, tmp_path):
     doc = json.loads(paths["json"].read_text())
     values = {r["method"]: r["metrics"]["psnr"]["value"] for r in doc["datasets"][0]["rows"]}
     assert values == {"a": "inf", "b": "nan", "c": 30.0}
+
+
+@pytest.mark.parametrize("text, safe", [("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+1+2", "'+1+2"),
+                                        ("-cmd", "'-cmd"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"),
+                                        ("\rx", "'\rx"), ("-1.5", "-1.5"), ("+2", "+2"), ("-inf", "-inf"),
+                                        ("plain", "plain"), ("", ""), (-1.5, -1.5)])
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(text, safe):
+    assert csv_safe(text) == safe
+
+
+def test_csv_file_neutralises_method_names_and_keeps_negative_numbers(write_results, tmp_path):
+    write_results("=cmd|' /C calc'!A0", "mead", [metric("zz-signed", -1.5, True, {"a": -1.0, "b": -2.0})])
+    tables = build_tables(find_runs(write_results.root), BOOT)
+    rows = list(csv.DictReader(io.StringIO(write_leaderboard(tables, tmp_path / "b", BOOT)["csv"].read_text())))
+    assert rows[0]["method"] == "'=cmd|' /C calc'!A0"
+    assert rows[0]["zz-signed"] == "-1.5" and float(rows[0]["zz-signed_ci_low"]) < -1.5
