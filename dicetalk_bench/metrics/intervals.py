@@ -168,13 +168,43 @@ def weighted_moments(videos: Sequence[np.ndarray], counts: np.ndarray, *,
     return mean_c + centre, (cov + np.swapaxes(cov, 1, 2)) / 2.0
 
 
-def frechet_resamples(videos: Sequence[np.ndarray], mu_ref: np.ndarray, cov_ref: np.ndarray, counts: np.ndarray,
-                      *, chunk: int = 64) -> np.ndarray:
-    """(R,) Fréchet distances of each resample (``counts`` (R, n), see :func:`resample_counts`) to the reference."""
+def frechet_resamples(videos: Sequence[np.ndarray], mu_ref: np.ndarray, cov_ref: np.ndarray,
+                      counts: np.ndarray) -> np.ndarray:
+    """(R,) Fréchet distances of each resample (``counts`` (R, n), see :func:`resample_counts`) to the reference.
+
+    With fewer frames than dimensions (small sets) the covariance of a resample has rank below d and the
+    eigenvalues of ``A C A`` are those of the small Gram matrix ``(M A)(M A)^T`` (M: the resample's centred,
+    weight-scaled frames), so each resample costs an (F x F) instead of a (d x d) eigendecomposition; otherwise
+    resamples are processed in chunks that keep the (chunk, d, d) arrays within :data:`MOMENTS_MEMORY_BYTES`.
+    """
     fd = FrechetToReference(mu_ref, cov_ref)
+    d = int(videos[0].shape[1])
+    sizes = np.array([len(v) for v in videos], dtype=np.int64)
+    if int(sizes.sum()) < d:
+        return _frechet_resamples_gram(videos, fd, np.asarray(counts), sizes)
+    chunk = int(max(1, min(len(counts), MOMENTS_MEMORY_BYTES // (4 * d * d * 8))))
     out = np.empty(len(counts))
     for start in range(0, len(counts), chunk):
         out[start:start + chunk] = fd(*weighted_moments(videos, counts[start:start + chunk]))
+    return out
+
+
+def _frechet_resamples_gram(videos: Sequence[np.ndarray], fd: FrechetToReference, counts: np.ndarray,
+                            sizes: np.ndarray) -> np.ndarray:
+    frames = np.concatenate([np.asarray(v, dtype=np.float64) for v in videos])
+    out = np.empty(len(counts))
+    for r, row in enumerate(counts):
+        w = np.repeat(row, sizes).astype(np.float64)
+        keep = w > 0
+        x, w = frames[keep], w[keep]
+        total = w.sum()
+        mu = (w @ x) / total
+        m = np.sqrt(w / (total - 1.0))[:, None] * (x - mu)  # cov = m^T m
+        g = (m @ fd.sqrt) @ (m @ fd.sqrt).T
+        lam = np.linalg.eigvalsh((g + g.T) / 2.0)
+        diff = mu - fd.mu
+        out[r] = (diff @ diff + float((m * m).sum()) + fd.trace
+                  - 2.0 * float(np.sqrt(np.clip(lam, 0.0, None)).sum()))
     return out
 
 

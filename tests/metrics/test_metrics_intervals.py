@@ -94,6 +94,18 @@ def test_batched_frechet_equals_the_metric_formula():
     np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
+def test_small_set_gram_path_equals_the_covariance_path():
+    rng = np.random.default_rng(6)
+    d = 12
+    videos = [rng.normal(size=(2, d)) + i * 0.1 for i in range(5)]  # 10 frames < 12 dimensions: the Gram path
+    ref = rng.normal(size=(60, d))
+    counts = resample_counts(len(videos), 6, seed=2)
+    mu_r, cov_r = _moments(ref)
+    want = FrechetToReference(mu_r, cov_r)(*weighted_moments(videos, counts))
+    # rtol 1e-6: the (d x d) path has d - F zero eigenvalues that come out ~1e-15, and sqrt(1e-15) ~ 3e-8 each
+    np.testing.assert_allclose(frechet_resamples(videos, mu_r, cov_r, counts), want, rtol=1e-6)
+
+
 def test_set_interval_of_identical_videos_has_zero_width_at_the_value():
     feats = {f"v{i}": np.tile(np.arange(4.0), (3, 1)) + np.arange(3.0)[:, None] for i in range(5)}
     ref = np.random.default_rng(0).normal(size=(50, 4))
