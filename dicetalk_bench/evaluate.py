@@ -7,7 +7,9 @@
     python -m dicetalk_bench.evaluate leaderboard --results OUTDIR/results --out OUTDIR/leaderboard
 
 Scoring writes ``OUTDIR/results/<dataset>/<method>.json`` (the metrics results document plus method, dataset and
-a provenance record; docs/evaluation.md) and the resolved config beside it (``<method>.config.yaml``). Metrics are
+a provenance record, in one atomic write; docs/evaluation.md), the resolved config beside it
+(``<method>.config.yaml``) and each reference feature set once to ``OUTDIR/results/reference_features/``. A method
+whose file name would clash with another method's results is refused before anything runs. Metrics are
 computed by :mod:`dicetalk_bench.metrics` (registry + ``run_score``). Arguments are parsed before anything heavy is
 imported, so ``--help`` is instant.
 """
@@ -149,13 +151,17 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
                     "files.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--results", type=Path, required=True, help="folder of results files (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="leaderboard folder to write")
+    p.add_argument("--recompute-intervals", action="store_true",
+                   help="recompute every interval from the stored per-video values and features at --level, "
+                        "--resamples, --set-resamples and --seed (default: show the interval stored with each "
+                        "result when it was scored)")
     p.add_argument("--resamples", type=non_negative_int, default=1000,
-                   help="bootstrap resamples for per-video metrics (0: no CI)")
+                   help="bootstrap resamples for per-video metrics when recomputing (0: no interval)")
     p.add_argument("--set-resamples", type=non_negative_int, default=100,
-                   help="bootstrap resamples for FID/KID/FVD over stored per-video features (0: no CI; each costs "
-                        "one recomputation of the metric)")
-    p.add_argument("--level", type=_level, default=0.95, help="confidence level of the intervals")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+                   help="bootstrap resamples for FID/KID/FVD over stored per-video features when recomputing (0: no "
+                        "interval; each costs one recomputation of the metric)")
+    p.add_argument("--level", type=_level, default=0.95, help="level of recomputed intervals")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed of recomputed intervals")
     p.add_argument("--max-failure-excess", type=_fraction, default=0.01,
                    help="best/second marks go only to rows whose failure rate is at most the lowest compared row's "
                         "+ this (0.01 = one percentage point); recorded on the page")
@@ -172,15 +178,19 @@ def _setup_logging(verbose: bool) -> None:
 # ------------------------------------------------------------------------------------------------------- leaderboard
 def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, set_resamples: int = 100,
                     level: float = 0.95, seed: int = 0, title: str = "dicetalk_bench leaderboard",
-                    max_failure_excess: float = 0.01) -> dict[str, Path]:
-    """Read every results file under ``results_dir`` and write the leaderboard files into ``out_dir``."""
+                    max_failure_excess: float = 0.01, recompute_intervals: bool = False) -> dict[str, Path]:
+    """Read every results file under ``results_dir`` and write the leaderboard files into ``out_dir``.
+
+    Cells show the intervals stored in the results; ``recompute_intervals`` recomputes them at these settings
+    (the per-video features are then loaded)."""
     from dicetalk_bench.reports.leaderboard import BootstrapConfig, MarkingConfig, build_tables
     from dicetalk_bench.reports.render import write_leaderboard
     from dicetalk_bench.reports.runs import find_runs
 
-    boot = BootstrapConfig(resamples=resamples, set_resamples=set_resamples, level=level, seed=seed)
+    boot = BootstrapConfig(resamples=resamples, set_resamples=set_resamples, level=level, seed=seed,
+                           recompute=recompute_intervals)
     marking = MarkingConfig(max_failure_excess=max_failure_excess)
-    runs = find_runs(results_dir, load_features=set_resamples > 0)
+    runs = find_runs(results_dir, load_features=recompute_intervals and set_resamples > 0)
     paths = write_leaderboard(build_tables(runs, boot, marking), out_dir, boot, title=title)
     logger.info("leaderboard of %d results files written to %s", len(runs), paths["html"])
     return paths
@@ -195,7 +205,8 @@ def _cmd_leaderboard(argv: list[str]) -> int:
     try:
         run_leaderboard(args.results, args.out, resamples=args.resamples, set_resamples=args.set_resamples,
                         level=args.level, seed=args.seed, title=args.title,
-                        max_failure_excess=args.max_failure_excess)
+                        max_failure_excess=args.max_failure_excess,
+                        recompute_intervals=args.recompute_intervals)
     except (FileNotFoundError, ResultFormatError, LeaderboardError) as exc:
         logger.error("%s", exc)
         return 1
@@ -343,13 +354,12 @@ def _config_from_args(args: argparse.Namespace, names: list[str]) -> EvalConfig:
 def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
     """Generate (with a checkpoint) and score; returns (results file, exit code of the scoring)."""
     from dicetalk_bench.config import config_hash, save_config
-    from dicetalk_bench.metrics.__main__ import run_score
+    from dicetalk_bench.metrics.__main__ import score_metrics
     from dicetalk_bench.metrics.preflight import check_weights
     from dicetalk_bench.metrics.registry import ScoreRequest, check_options
-    from dicetalk_bench.metrics.result import load_results
     from dicetalk_bench.metrics.video_set import list_videos
     from dicetalk_bench.reports.provenance import build_provenance
-    from dicetalk_bench.reports.runs import annotate_run, safe_file_stem
+    from dicetalk_bench.reports.runs import check_results_target, safe_file_stem, write_run
 
     out_dir = Path(cfg.out)
     cache_dir = None if cfg.cache_dir is None else Path(cfg.cache_dir)
@@ -359,8 +369,13 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
                            weights=dict(cfg.weights), allow_unverified=cfg.allow_unverified, device=cfg.device,
                            seed=cfg.seed, batch_size=cfg.batch_size, force_small_set=cfg.force_small_set,
                            cache_dir=cache_dir, options=dict(cfg.options))
-    # cheap checks first: the checkpoint's kind, the options and every weights file the metrics need, before
-    # anything is generated or decoded
+    results_root = out_dir / "results"
+    results_dir = results_root / cfg.dataset
+    stem = safe_file_stem(cfg.method)
+    path = results_dir / f"{stem}.json"
+    # cheap checks first: the results file name, the checkpoint's kind, the options and every weights file the
+    # metrics need, before anything is generated or decoded
+    check_results_target(path, cfg.method)
     if cfg.checkpoint is not None:
         from dicetalk_bench.model.checkpoint_kind import generator_checkpoint
 
@@ -373,20 +388,17 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
         request = dataclasses.replace(request, videos=videos, reference=reference)
     else:
         videos, reference = request.videos, request.reference
-    results_dir = out_dir / "results" / cfg.dataset
-    stem = safe_file_stem(cfg.method)
-    path = results_dir / f"{stem}.json"
-    code = run_score(list(cfg.metrics), request, path, keep_going=cfg.keep_going)
-    save_config(cfg, results_dir, name=f"{stem}.config.yaml")
-    results = load_results(path, load_features=False)
+    results, failed = score_metrics(list(cfg.metrics), request, keep_going=cfg.keep_going)
     provenance = build_provenance(method=cfg.method, dataset=cfg.dataset, seed=cfg.seed, argv=argv,
                                   config_hash=config_hash(cfg), results=results, checkpoint=checkpoint_record,
                                   videos_sha256=list_videos(videos).manifest_hash(),
                                   extra={"config_file": f"{stem}.config.yaml",
                                          "reference": None if reference is None else str(reference)})
-    annotate_run(path, method=cfg.method, dataset=cfg.dataset, provenance=provenance)
+    save_config(cfg, results_dir, name=f"{stem}.config.yaml")
+    write_run(results, path, method=cfg.method, dataset=cfg.dataset, provenance=provenance,
+              reference_store=results_root / "reference_features")
     logger.info("wrote %s", path)
-    return path, code
+    return path, 1 if failed else 0
 
 
 def _cmd_score(argv: list[str]) -> int:

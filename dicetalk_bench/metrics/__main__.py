@@ -113,19 +113,18 @@ def _cmd_score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return run_score(names, request, args.out, keep_going=args.keep_going)
 
 
-def run_score(names: list[str], request: Any, out: Path, *, keep_going: bool = False) -> int:
-    """Check the options and the weights of ``names``, compute them (one registry call per metric group) and write
-    ``out``; returns the exit code.
+def score_metrics(names: list[str], request: Any, *, keep_going: bool = False) -> tuple[list[Any], list[str]]:
+    """Check the options and the weights of ``names`` and compute them (one registry call per metric group);
+    returns (results, names of failed metrics).
 
     Set-up errors (a bad option, missing weights: found before any video is decoded) and, without ``keep_going``,
-    any error of a metric propagate and no results file is written. With ``keep_going`` a failed metric group is
-    logged, the others are written, and the exit code is 1.
+    any error of a metric propagate. With ``keep_going`` a failed metric group is logged and the others go on; when
+    every metric failed a SetupError says so.
     """
     import dataclasses
 
     from dicetalk_bench.metrics.preflight import check_weights
     from dicetalk_bench.metrics.registry import check_options, compute_metrics, get_metric
-    from dicetalk_bench.metrics.result import save_results
 
     check_options(names, request.options)
     check_weights(names, request)
@@ -144,11 +143,20 @@ def run_score(names: list[str], request: Any, out: Path, *, keep_going: bool = F
             failed.extend(group)
     if not results:
         raise SetupError(f"every requested metric failed ({', '.join(failed)}); no results file written")
-    save_results(results, out)
     for r in results:
         cal = "" if r.calibrated else " (uncalibrated weights)"
         failures = f", {len(r.failures)} of {r.n_attempted} videos failed" if r.failures else ""
         logger.info("%s = %s on %d videos%s%s", r.key, r.value, r.n_videos, failures, cal)
+    return results, failed
+
+
+def run_score(names: list[str], request: Any, out: Path, *, keep_going: bool = False) -> int:
+    """Compute ``names`` (:func:`score_metrics`) and write ``out`` (whole, or not at all); returns the exit code
+    (1 when a metric failed under ``keep_going``)."""
+    from dicetalk_bench.metrics.result import save_results
+
+    results, failed = score_metrics(names, request, keep_going=keep_going)
+    save_results(results, out)
     logger.info("wrote %s", out)
     return 1 if failed else 0
 

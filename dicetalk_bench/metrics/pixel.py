@@ -6,7 +6,10 @@ over frames of the per-frame values; set values are the mean over videos.
 
 Pinned settings:
 - PSNR: data_range 255 on uint8 RGB, MSE over all pixels and channels of one frame
-  (= skimage.metrics.peak_signal_noise_ratio(data_range=255), EAT's function). Identical frames give +inf.
+  (= skimage.metrics.peak_signal_noise_ratio(data_range=255), EAT's function), capped per frame at
+  ``PSNR_CAP_DB`` = 100 dB (recorded as ``cap_db`` in the PSNR protocol): identical frames would give +inf, and one
+  such frame would make the video's mean and the set's mean inf. The cap changes only frames with MSE below
+  255^2 * 1e-10 (about 6.5e-6; e.g. one pixel channel off by 1 in a 256 x 256 frame: 101.1 dB -> 100 dB).
 - SSIM (``ssim_mode="gaussian"``, default): Wang et al. 2004 settings -- Gaussian window sigma 1.5 (11 x 11), K1 0.01,
   K2 0.03, population covariance, data_range 255, each RGB channel separately then averaged, the 5-pixel border
   of the SSIM map excluded (skimage ``structural_similarity(gaussian_weights=True, sigma=1.5,
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_KEY = "lpips-alex"
 DATA_RANGE = 255.0
+PSNR_CAP_DB = 100.0  # per-frame cap; identical frames get it instead of +inf
 SsimMode = Literal["gaussian", "skimage-default"]
 
 # lpips.pretrained_networks.alexnet puts torchvision alexnet.features[i] into slice k under the name str(i)
@@ -48,13 +52,14 @@ def _check_pair(a: np.ndarray, b: np.ndarray, what: str) -> tuple[np.ndarray, np
     return a, b
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two (H, W, 3) uint8 images, data range 255 (+inf when identical)."""
+def psnr(a: np.ndarray, b: np.ndarray, cap_db: float = PSNR_CAP_DB) -> float:
+    """PSNR in dB of two (H, W, 3) uint8 images, data range 255, at most ``cap_db`` (identical images: ``cap_db``;
+    ``cap_db=inf`` gives the uncapped value, +inf when identical)."""
     a, b = _check_pair(a, b, "psnr")
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     if mse == 0:
-        return float("inf")
-    return float(10.0 * np.log10(DATA_RANGE ** 2 / mse))
+        return float(cap_db)
+    return float(min(10.0 * np.log10(DATA_RANGE ** 2 / mse), cap_db))
 
 
 def ssim(a: np.ndarray, b: np.ndarray, mode: SsimMode = "gaussian") -> float:
@@ -70,10 +75,10 @@ def ssim(a: np.ndarray, b: np.ndarray, mode: SsimMode = "gaussian") -> float:
     raise ValueError(f"unknown ssim mode {mode!r}; expected 'gaussian' or 'skimage-default'")
 
 
-def video_psnr(generated: np.ndarray, reference: np.ndarray) -> float:
-    """(T, H, W, 3) uint8 pair -> mean over frames of the per-frame PSNR (inf if any frame is identical)."""
+def video_psnr(generated: np.ndarray, reference: np.ndarray, cap_db: float = PSNR_CAP_DB) -> float:
+    """(T, H, W, 3) uint8 pair -> mean over frames of the per-frame PSNR, each capped at ``cap_db``."""
     g, r = _check_pair(generated, reference, "video_psnr")
-    return float(np.mean([psnr(x, y) for x, y in zip(g, r)]))
+    return float(np.mean([psnr(x, y, cap_db) for x, y in zip(g, r)]))
 
 
 def video_ssim(generated: np.ndarray, reference: np.ndarray, mode: SsimMode = "gaussian") -> float:

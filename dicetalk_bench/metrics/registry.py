@@ -378,7 +378,10 @@ def required_weights(names: Sequence[str], options: Mapping[str, Any]) -> list[s
 def compute_metrics(names: Sequence[str], request: ScoreRequest) -> list[Any]:
     """Run the compute functions for ``names`` (each function once) and return the MetricResults asked for.
 
-    A metric whose compute function raises propagates the error: the caller (the CLI) decides whether one failed
+    Each result gets its uncertainty interval here, once, at scoring time
+    (:func:`dicetalk_bench.metrics.intervals.with_interval`, seeded with ``request.seed``), and results with
+    reference features the reference set's content hash (``protocol["reference_sha256"]``). A metric whose compute
+    function raises propagates the error: the caller (the CLI) decides whether one failed
     metric stops the run.
     """
     specs = [get_metric(n) for n in names]
@@ -399,4 +402,7 @@ def compute_metrics(names: Sequence[str], request: ScoreRequest) -> list[Any]:
         for r in outs:
             if getattr(r, "key", None) in wanted:
                 results.append(r)
-    return results
+    from dicetalk_bench.metrics.intervals import with_interval
+    from dicetalk_bench.metrics.result import with_reference_sha256
+
+    return [with_interval(with_reference_sha256(r), seed=request.seed) for r in results]

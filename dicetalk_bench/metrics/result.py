@@ -8,8 +8,12 @@ Each result holds the number and everything needed to judge or recompute it: the
 that changes the number), the extractor records from :meth:`dicetalk_bench.weights.ResolvedWeights.record` (file,
 sha256, calibrated), per-video values, per-video failures with their reasons, and the environment (package and
 library versions, git commit). FID, FVD and KID also keep per-video features (``(n_i, d) float32`` per clip id) so
-a leaderboard can bootstrap over videos without re-running networks; they go to a sidecar
-``<stem>.features.npz`` next to the JSON (the JSON names it and its sha256).
+a leaderboard can bootstrap over videos without re-running networks: the generated set's go to a sidecar
+``<stem>.features.npz`` next to the JSON (the JSON names it and its sha256); the reference set's are stored once
+per reference set, content-addressed, in a shared store (``reference_features/<sha256>.npz``) that every results
+file scored against that set points to (``reference_features_file`` in the result's entry, and
+``protocol["reference_sha256"]``, :func:`reference_set_sha256`). Non-finite numbers are stored as ``"inf"``,
+``"-inf"`` and ``"nan"`` and read back as floats.
 
 Importing this module does not import torch.
 """
@@ -19,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import functools
+import hashlib
 import json
 import logging
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -91,7 +97,32 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, Path):
         return str(x)
     if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        return nonfinite_text(x)
+    return x
+
+
+def json_types(x: Any) -> Any:
+    """``x`` with numpy values, Paths and non-finite floats (as :func:`nonfinite_text`) turned into JSON types."""
+    return _jsonable(x)
+
+
+NONFINITE_TEXT = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def nonfinite_text(x: float) -> str:
+    """The JSON form of a non-finite float: ``"inf"``, ``"-inf"`` or ``"nan"`` (JSON has no such numbers)."""
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def decode_nonfinite(x: Any) -> Any:
+    """Inverse of the JSON form inside numeric fields: ``"inf"``/``"-inf"``/``"nan"`` -> float, recursively through
+    dicts and lists; any other value unchanged."""
+    if isinstance(x, str):
+        return NONFINITE_TEXT.get(x, x)
+    if isinstance(x, Mapping):
+        return {k: decode_nonfinite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [decode_nonfinite(v) for v in x]
     return x
 
 
@@ -99,7 +130,9 @@ def _jsonable(x: Any) -> Any:
 class MetricResult:
     """One metric's score on one set of videos.
 
-    ``value`` is None when every video failed. ``per_video`` maps clip id -> the metric on that video (metrics that
+    ``value`` is None when every video failed; a non-finite value (or per-video value, interval bound, or number in
+    ``extra``) is stored in the JSON as ``"inf"``, ``"-inf"`` or ``"nan"`` and read back as that float.
+    ``per_video`` maps clip id -> the metric on that video (metrics that
     have one; set metrics such as FID leave it empty), ``failures`` clip id -> reason and ``failure_kinds`` clip id
     -> one of :data:`dicetalk_bench.errors.FAILURE_KINDS`. ``clip_ids`` lists every clip id the metric was asked
     to score (scored and failed, sorted), so reports can tell whether two rows scored the same clips.
@@ -186,6 +219,9 @@ class MetricResult:
         if unknown:
             raise ResultFormatError(f"metric result {d.get('key')!r}: unknown fields {sorted(unknown)}")
         kwargs = {k: v for k, v in d.items() if k in names}
+        for numeric in ("value", "per_video", "interval", "extra"):  # non-finite numbers are stored as text
+            if numeric in kwargs:
+                kwargs[numeric] = decode_nonfinite(kwargs[numeric])
         kwargs["extractors"] = tuple(kwargs.get("extractors", ()))
         kwargs["clip_ids"] = tuple(kwargs.get("clip_ids", ()))
         kwargs["schema_version"] = SCHEMA_VERSION
@@ -212,32 +248,108 @@ def _features_path(json_path: Path) -> Path:
     return json_path.with_name(json_path.stem + ".features.npz")
 
 
-def save_results(results: Sequence[MetricResult], path: str | Path) -> Path:
-    """Write ``results`` to ``path`` (JSON) and, when any carries features, ``<stem>.features.npz`` beside it.
+REFERENCE_STORE = "reference_features"  # default store folder, beside the results file
 
-    Both files are written atomically. Returns the JSON path.
+
+def reference_set_sha256(features: Mapping[str, np.ndarray], extractors: Sequence[Mapping[str, Any]] = ()) -> str:
+    """Content hash of a reference feature set: sha256 over the extractors' weights sha256 (the protocol that made
+    the features) and, per clip id in sorted order, the id, the array shape and its float32 bytes."""
+    h = hashlib.sha256()
+    h.update(json.dumps(sorted(str(e.get("sha256")) for e in extractors)).encode())
+    for clip_id in sorted(features):
+        arr = np.ascontiguousarray(features[clip_id], dtype=np.float32)
+        h.update(clip_id.encode() + b"\0" + repr(arr.shape).encode() + b"\0")
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def with_reference_sha256(result: MetricResult) -> MetricResult:
+    """``result`` with ``protocol["reference_sha256"]`` set from its reference features (unchanged without)."""
+    if not result.reference_features:
+        return result
+    sha = reference_set_sha256(result.reference_features, result.extractors)
+    return dataclasses.replace(result, protocol=dict(result.protocol) | {"reference_sha256": sha})
+
+
+def save_reference_features(features: Mapping[str, np.ndarray], extractors: Sequence[Mapping[str, Any]],
+                            store: str | Path) -> tuple[str, Path]:
+    """Write a reference feature set once into ``store/<sha256>.npz`` (content-addressed: an existing file of that
+    name is kept). Returns (sha256, path). The npz holds ``clip_ids`` (unicode array), ``extractor_sha256`` and one
+    ``f<i>`` (n_i, d) float32 array per clip id in sorted order."""
+    sha = reference_set_sha256(features, extractors)
+    path = Path(store) / f"{sha}.npz"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ids = sorted(features)
+        arrays = {f"f{i}": np.asarray(features[c], dtype=np.float32) for i, c in enumerate(ids)}
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, clip_ids=np.array(ids, dtype=str),
+                     extractor_sha256=np.array(sorted(str(e.get("sha256")) for e in extractors), dtype=str),
+                     **arrays)
+    return sha, path
+
+
+def load_reference_features(path: str | Path, sha256: str) -> dict[str, np.ndarray]:
+    """Read a stored reference feature set and check that its content hashes to ``sha256`` (ResultFormatError
+    naming the file otherwise)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultFormatError(f"reference features {path} are missing; score the method again to rewrite them")
+    try:
+        with np.load(path) as z:
+            ids = [str(c) for c in z["clip_ids"]]
+            feats = {c: z[f"f{i}"] for i, c in enumerate(ids)}
+            extractors = [{"sha256": str(x)} for x in z["extractor_sha256"]]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ResultFormatError(f"reference features {path} cannot be read ({exc}); delete it and score the "
+                                f"method again") from exc
+    actual = reference_set_sha256(feats, extractors)
+    if actual != sha256:
+        raise ResultFormatError(f"reference features {path}: content hash {actual} differs from {sha256}; the file "
+                                f"was modified -- delete it and score the method again")
+    return feats
+
+
+def save_results(results: Sequence[MetricResult], path: str | Path, *, header: Mapping[str, Any] | None = None,
+                 reference_store: str | Path | None = None) -> Path:
+    """Write ``results`` to ``path`` (JSON), their generated-set features to ``<stem>.features.npz`` beside it,
+    and each reference feature set once into ``reference_store`` (default ``<folder of path>/reference_features``)
+    as ``<sha256>.npz``, shared by every results file that uses the same reference set.
+
+    Each result with reference features gets ``protocol["reference_sha256"]`` (the set's content hash,
+    :func:`reference_set_sha256`). ``header`` adds top-level keys (e.g. method, dataset, provenance) to the same
+    JSON document. Every file is written atomically and the JSON last, so a results file exists whole with its
+    header, or not at all (a failure leaves the previous file, if any). Returns the JSON path.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    store = Path(reference_store) if reference_store is not None else path.parent / REFERENCE_STORE
     arrays: dict[str, np.ndarray] = {}
     stored: dict[int, str] = {}  # id(array) -> name: FID and KID share one feature set, stored once
+    refs: dict[int, tuple[str, Path]] = {}  # id(reference mapping) -> (sha256, file)
     entries = []
     for i, r in enumerate(results):
         d = r.to_dict()
-        index: dict[str, dict[str, str]] = {}
-        for which, feats in (("features", r.features), ("reference_features", r.reference_features)):
-            if not feats:
-                continue
-            index[which] = {}
-            for j, (clip_id, arr) in enumerate(feats.items()):
+        if r.features:
+            index: dict[str, str] = {}
+            for j, (clip_id, arr) in enumerate(r.features.items()):
                 name = stored.get(id(arr))
                 if name is None:
-                    name = f"r{i}_{which}_{j}"
+                    name = f"r{i}_features_{j}"
                     arrays[name] = np.asarray(arr, dtype=np.float32)
                     stored[id(arr)] = name
-                index[which][clip_id] = name
-        if index:
-            d["features_index"] = index
+                index[clip_id] = name
+            d["features_index"] = {"features": index}
+        if r.reference_features:
+            if id(r.reference_features) not in refs:
+                refs[id(r.reference_features)] = save_reference_features(r.reference_features, r.extractors, store)
+            sha, fpath = refs[id(r.reference_features)]
+            recorded = r.protocol.get("reference_sha256")
+            if recorded is not None and recorded != sha:
+                raise ResultFormatError(f"metric result {r.key!r}: protocol reference_sha256 {recorded} differs from "
+                                        f"the content hash {sha} of its reference features")
+            d["protocol"]["reference_sha256"] = sha
+            d["reference_features_file"] = {"file": os.path.relpath(fpath, path.parent), "sha256": sha}
         entries.append(d)
     doc: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "results": entries}
     if arrays:
@@ -245,19 +357,28 @@ def save_results(results: Sequence[MetricResult], path: str | Path) -> Path:
         with atomic_path(fpath, suffix=".npz") as tmp:
             np.savez(tmp, **arrays)
         doc["features_file"] = {"file": fpath.name, "sha256": sha256_file(fpath)}
+    for k, v in (header or {}).items():
+        if k in doc:
+            raise ValueError(f"save_results: header key {k!r} is reserved")
+        doc[k] = _jsonable(v)
+    text = json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n"  # fails before anything is written
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n")
+        Path(tmp).write_text(text)
     return path
 
 
-def load_results(path: str | Path, *, load_features: bool = True) -> list[MetricResult]:
-    """Read a results file written by :func:`save_results` (and its features file, checked against its sha256)."""
+def load_results(path: str | Path, *, load_features: bool = True,
+                 reference_cache: dict[str, Mapping[str, np.ndarray]] | None = None) -> list[MetricResult]:
+    """Read a results file written by :func:`save_results`, with its features when ``load_features``: the
+    generated-set features file (checked against its recorded sha256) and the shared reference feature sets
+    (checked against their content hash; ``reference_cache`` (sha256 -> features), shared across calls, reads
+    each set once)."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise ResultFormatError(f"results file {path} does not exist") from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultFormatError(f"results file {path} is not valid JSON ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ResultFormatError(f"results file {path}: not a {SCHEMA} document")
@@ -276,13 +397,20 @@ def load_results(path: str | Path, *, load_features: bool = True) -> list[Metric
                                     f"recorded in {path}; it was modified or belongs to another run")
         with np.load(fpath) as z:
             arrays = {k: z[k] for k in z.files}
+    cache = reference_cache if reference_cache is not None else {}
     out = []
     for d in doc.get("results", []):
         d = dict(d)
         index = d.pop("features_index", {})
-        kw: dict[str, dict[str, np.ndarray]] = {}
+        ref_file = d.pop("reference_features_file", None)
+        kw: dict[str, Mapping[str, np.ndarray]] = {}
         if arrays:
-            for which, mapping in index.items():
+            for which, mapping in index.items():  # version 1 files also index reference features here
                 kw[which] = {cid: arrays[name] for cid, name in mapping.items()}
+        if ref_file and load_features:
+            sha = ref_file["sha256"]
+            if sha not in cache:
+                cache[sha] = load_reference_features(path.parent / ref_file["file"], sha)
+            kw["reference_features"] = cache[sha]
         out.append(MetricResult.from_dict(d, **kw))
     return out

@@ -315,10 +315,10 @@ def _paired(request: ScoreRequest, key: str, higher: bool, per_pair: Callable[[A
 
 
 def score_psnr(request: ScoreRequest) -> list[MetricResult]:
-    from dicetalk_bench.metrics.pixel import video_psnr
+    from dicetalk_bench.metrics.pixel import PSNR_CAP_DB, video_psnr
 
-    return _paired(request, PSNR, True, lambda p: video_psnr(p.generated, p.reference),
-                   {"data_range": 255, "color": "RGB", "per": "frame"})
+    return _paired(request, PSNR, True, lambda p: video_psnr(p.generated, p.reference, PSNR_CAP_DB),
+                   {"data_range": 255, "color": "RGB", "per": "frame", "cap_db": PSNR_CAP_DB})
 
 
 def score_ssim(request: ScoreRequest) -> list[MetricResult]:

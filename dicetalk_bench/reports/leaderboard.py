@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from dicetalk_bench.metrics.intervals import DEFAULT_LEVEL, MEAN_RESAMPLES, SET_RESAMPLES, interval_for
 from dicetalk_bench.metrics.result import MetricResult
-from dicetalk_bench.reports.bootstrap import DEFAULT_LEVEL, bootstrap_mean_ci, bootstrap_set_ci
 from dicetalk_bench.reports.calibration import RowCalibration, generator_problems, row_calibration
 from dicetalk_bench.reports.comparability import (Group, MarkingConfig, comparable_protocol, mark_column,
                                                   rank_marks)
@@ -43,12 +43,20 @@ class LeaderboardError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class BootstrapConfig:
-    """Resampling settings; ``set_resamples`` = 0 turns the (slow: one eigendecomposition each) set-metric CIs off."""
+    """Interval settings of a page.
 
-    resamples: int = 1000
-    set_resamples: int = 100
+    By default each cell shows the interval stored in its result when it was scored
+    (:mod:`dicetalk_bench.metrics.intervals`); these settings then only apply to results without one (files
+    written before intervals were stored). ``recompute`` recomputes every interval from the stored per-video
+    values and features at this ``level`` and ``seed``; ``set_resamples`` = 0 turns the (slow: one
+    eigendecomposition each) set-metric recomputation off.
+    """
+
+    resamples: int = MEAN_RESAMPLES
+    set_resamples: int = SET_RESAMPLES
     level: float = DEFAULT_LEVEL
     seed: int = 0
+    recompute: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,12 +74,12 @@ class Column:
 class Cell:
     value: float | None
     ci: tuple[float, float] | None = None
-    ci_method: str | None = None  # "videos" (per-video values) or "video-features" (set metric recomputed)
+    ci_method: str | None = None  # the interval's method (metrics.intervals.METHOD_MEAN / METHOD_SET)
+    ci_level: float | None = None  # the interval's coverage level, e.g. 0.95
     n_videos: int = 0
     n_failures: int = 0
     mark: str | None = None  # "best" | "second" | None
     calibrated: bool = True
-    ci_level: float | None = None  # the level the interval was computed at (None without an interval)
     failure_rate: float = 0.0  # failed / attempted videos, in [0, 1]
     n_attempted: int = 0
     group: str | None = None  # comparison group label ("A", "B", ...) where the column has more than one group
@@ -170,30 +178,22 @@ def set_statistic(result: MetricResult) -> Any:
 
 
 def cell_for(result: MetricResult | None, boot: BootstrapConfig) -> Cell:
-    """The cell of one result: value, n, and the bootstrap CI where per-video values or features allow one."""
+    """The cell of one result: value, n, and its interval -- the one stored in the result, or (``boot.recompute``,
+    or a result stored without one) recomputed from its per-video values or features at ``boot``'s settings."""
     if result is None:
         return Cell(value=None)
-    ci, how, level = None, None, boot.level
-    values = [v for v in result.per_video.values() if v is not None]
-    stored = result.interval
-    try:
-        if stored and stored.get("low") is not None and stored.get("high") is not None:  # computed when scored
-            ci, how = (float(stored["low"]), float(stored["high"])), str(stored.get("method"))
-            level = float(stored.get("level", boot.level))
-        elif len(values) >= 2 and boot.resamples > 0:
-            ci, how = bootstrap_mean_ci(values, n_resamples=boot.resamples, level=boot.level, seed=boot.seed), "videos"
-        elif boot.set_resamples > 0 and result.features and len(result.features) >= 2:
-            stat = set_statistic(result)
-            if stat is not None:
-                ci = bootstrap_set_ci(result.features, stat, n_resamples=boot.set_resamples, level=boot.level,
-                                      seed=boot.seed)
-                how = "video-features"
-    except ValueError as exc:  # e.g. non-finite per-video values: the cell keeps its value, without a CI
-        logger.warning("%s: no confidence interval (%s)", result.key, exc)
-        ci, how = None, None
-    return Cell(value=result.value, ci=ci, ci_method=how, n_videos=result.n_videos,
-                n_failures=len(result.failures), calibrated=result.calibrated,
-                ci_level=None if ci is None else level, failure_rate=result.failure_rate,
+    record = result.interval
+    if record is None or boot.recompute:
+        try:
+            record = interval_for(result, level=boot.level, seed=boot.seed, mean_resamples=boot.resamples,
+                                  set_resamples=boot.set_resamples)
+        except ValueError as exc:  # e.g. non-finite per-video values: the cell keeps its value, without a CI
+            logger.warning("%s: no interval (%s)", result.key, exc)
+            record = None
+    ci = None if record is None else (float(record["low"]), float(record["high"]))
+    return Cell(value=result.value, ci=ci, ci_method=None if record is None else str(record["method"]),
+                ci_level=None if record is None else float(record["level"]), n_videos=result.n_videos,
+                n_failures=len(result.failures), calibrated=result.calibrated, failure_rate=result.failure_rate,
                 n_attempted=result.n_attempted)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dicetalk_bench.fileutil import atomic_write_bytes
+from dicetalk_bench.metrics.result import json_types
 from dicetalk_bench.reports.comparability import points
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, Cell, Table
 
@@ -25,8 +26,8 @@ LEADERBOARD_SCHEMA = "dicetalk_bench.leaderboard"
 LEADERBOARD_SCHEMA_VERSION = 1
 UNCALIBRATED_NOTE = "uncalibrated weights: not comparable to papers"
 PINNED_NOTE = "pinned by user"
-CI_METHOD_NAMES = {"videos": "percentile bootstrap over videos",
-                   "video-features": "percentile bootstrap over videos' stored features"}
+CI_METHOD_NAMES = {"percentile-bootstrap-mean-over-videos": "percentile bootstrap of the mean over videos",
+                   "bias-centred-bootstrap-over-videos": "bias-centred bootstrap over videos (docs/metrics.md)"}
 LICENCE_NOTE = ("DICE-Talk and Sonic model weights are licensed CC BY-NC-SA 4.0 (non-commercial, share-alike); "
                 "MEAD may be used for non-commercial research only, under its licence terms; HDTF clips come from "
                 "YouTube videos under their owners' terms. Scores computed with uncalibrated (random or unverified) "
@@ -39,9 +40,12 @@ def esc(text: Any) -> str:
 
 
 def fmt(value: float | None) -> str:
-    """A score for display: 4 significant digits, plain notation for 1e-4 <= |v| < 1e5."""
-    if value is None or not math.isfinite(value):
+    """A score for display: 4 significant digits, plain notation for 1e-4 <= |v| < 1e5; inf, -inf and NaN as
+    such; None as a dash."""
+    if value is None:
         return "\u2013"
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     a = abs(value)
     if a == 0 or 1e-4 <= a < 1e5:
         return f"{value:.4g}" if a < 1e4 else f"{value:.0f}"
@@ -49,7 +53,23 @@ def fmt(value: float | None) -> str:
 
 
 def half_width(cell: Cell) -> float | None:
-    return None if cell.ci is None else (cell.ci[1] - cell.ci[0]) / 2.0
+    """Half the width of a cell's interval when it is symmetric about the value (to display precision), else
+    None (then :func:`interval_text` shows low–high)."""
+    if cell.ci is None or cell.value is None:
+        return None
+    lo, hi = cell.ci
+    hw = (hi - lo) / 2.0
+    if fmt(cell.value - lo) != fmt(hi - cell.value):
+        return None
+    return hw
+
+
+def interval_text(cell: Cell, pm: str = "\u00b1 ", dash: str = "\u2013") -> str | None:
+    """``"± h"`` for an interval symmetric about the value, ``"[low–high]"`` otherwise, None without one."""
+    if cell.ci is None:
+        return None
+    hw = half_width(cell)
+    return f"{pm}{fmt(hw)}" if hw is not None else f"[{fmt(cell.ci[0])}{dash}{fmt(cell.ci[1])}]"
 
 
 def _short(h: Any, n: int = 12) -> str:
@@ -87,7 +107,7 @@ def tables_to_dict(tables: Sequence[Table], boot: BootstrapConfig) -> dict[str, 
         "schema": LEADERBOARD_SCHEMA, "schema_version": LEADERBOARD_SCHEMA_VERSION,
         "generated_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "bootstrap": {"resamples": boot.resamples, "set_resamples": boot.set_resamples, "level": boot.level,
-                      "seed": boot.seed, "interval": "percentile"},
+                      "seed": boot.seed, "recomputed": boot.recompute},
         "marking": {"max_failure_excess": tables[0].marking.max_failure_excess if tables else None,
                     "rule": "marks within groups of equal protocol, reference set, extractor weights and clip set, "
                             "among rows whose share of failed videos left out of the value is at most the group's "
@@ -113,8 +133,24 @@ def tables_to_dict(tables: Sequence[Table], boot: BootstrapConfig) -> dict[str, 
     }
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(cell: Any) -> Any:
+    """A CSV cell a spreadsheet will not run as a formula (OWASP "CSV injection"): text starting with ``= + - @``,
+    tab or carriage return gets a leading ``'``; numbers, and text that is a number (``-1.5``), are kept."""
+    if not isinstance(cell, str) or not cell.startswith(_FORMULA_START):
+        return cell
+    try:
+        float(cell)
+    except ValueError:
+        return "'" + cell
+    return cell
+
+
 def tables_to_csv(tables: Sequence[Table]) -> str:
-    """One line per (dataset, method); per metric: value, ci_low, ci_high, n_videos, failure_rate."""
+    """One line per (dataset, method); per metric: value, ci_low, ci_high, n_videos, failure_rate. Text cells go
+    through :func:`csv_safe`."""
     keys: list[str] = []
     for t in tables:
         keys += [c.key for c in t.columns if c.key not in keys]
@@ -124,7 +160,7 @@ def tables_to_csv(tables: Sequence[Table]) -> str:
     header += ["toolkit_version", "git_commit", "date_utc", "config_hash", "checkpoint_sha256"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
+    w.writerow([csv_safe(x) for x in header])
     for t in tables:
         for r in t.rows:
             line: list[Any] = [t.dataset, r.method, r.calibrated]
@@ -140,7 +176,7 @@ def tables_to_csv(tables: Sequence[Table]) -> str:
             ck = p.get("checkpoint") or {}
             line += [p.get("toolkit_version") or "", p.get("git_commit") or "", p.get("date_utc") or "",
                      p.get("config_hash") or "", ck.get("sha256", "") if isinstance(ck, dict) else ""]
-            w.writerow(line)
+            w.writerow([csv_safe(x) for x in line])
     return buf.getvalue()
 
 
@@ -154,8 +190,9 @@ def tex_escape(text: Any) -> str:
 
 
 def tables_to_latex(tables: Sequence[Table]) -> str:
-    """One booktabs ``tabular`` per dataset: best \\textbf, second \\underline, $\\pm$ half-width of the interval
-    (at the level each cell's interval was computed at, stated in a comment)."""
+    """One booktabs ``tabular`` per dataset: best \\textbf, second \\underline, the interval as $\\pm$ half-width
+    when symmetric about the value, else low--high (at the level each cell's interval was computed at, stated in a
+    comment)."""
     parts = ["% generated by python -m dicetalk_bench.evaluate leaderboard; needs \\usepackage{booktabs}"]
     levels = sorted({c.ci_level for t in tables for r in t.rows for c in r.cells.values() if c.ci_level is not None})
     if levels:
@@ -180,9 +217,9 @@ def tables_to_latex(tables: Sequence[Table]) -> str:
                     s = f"\\underline{{{s}}}"
                 if cell.group is not None:
                     s += f"\\textsuperscript{{{tex_escape(cell.group)}}}"
-                hw = half_width(cell)
-                if hw is not None:
-                    s += f" {{\\scriptsize $\\pm$ {fmt(hw)}}}"
+                ci = interval_text(cell, pm="$\\pm$ ", dash="--")
+                if ci is not None:
+                    s += f" {{\\scriptsize {ci}}}"
                 if cell.n_failures:
                     s += f" {{\\scriptsize ({tex_escape(f'{cell.failure_rate:.1%}')} failed)}}"
                 cells.append(s)
@@ -261,7 +298,7 @@ def _cell_html(cell: Cell) -> str:
     if cell.ci is not None:
         level = pct(cell.ci_level) if cell.ci_level is not None else "?"
         how = CI_METHOD_NAMES.get(cell.ci_method or "", cell.ci_method)
-        title += f"; {level} CI [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}] ({how})"
+        title += f"; {level} interval [{fmt(cell.ci[0])}, {fmt(cell.ci[1])}] ({how})"
     if cell.group is not None:
         title += f"; comparison group {cell.group}"
     if cell.note:
@@ -269,9 +306,9 @@ def _cell_html(cell: Cell) -> str:
     body = f'<span class="v">{esc(fmt(cell.value))}</span>'
     if cell.group is not None:
         body += f'<sup class="grp">{esc(cell.group)}</sup>'
-    hw = half_width(cell)
-    if hw is not None:
-        body += f' <span class="ci">\u00b1 {esc(fmt(hw))}</span>'
+    ci = interval_text(cell)
+    if ci is not None:
+        body += f' <span class="ci">{esc(ci)}</span>'
     if cell.value is not None or cell.n_videos:
         body += f'<span class="n">n={esc(cell.n_videos)}</span>'
     if cell.n_failures:
@@ -375,17 +412,18 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
             f"<h2>Metric glossary</h2>{_glossary_html(t)}</section>")
     excess = tables[0].marking.max_failure_excess if tables else 0.0
     levels = " / ".join(pct(v) for v in interval_levels(tables, boot))
+    source = (f"recomputed at this page's settings ({pct(boot.level)}, {boot.resamples} resamples of "
+              f"per-video values, {boot.set_resamples} of stored per-video features, seed {boot.seed})"
+              if boot.recompute else f"{levels} intervals stored with each result when it was scored")
     legend = (f"Arrows give the direction (\u2191 higher is better, \u2193 lower is better). Per column the best value "
               f"is <b>bold</b> and the second best <u>underlined</u>, comparing only rows scored under the same "
               f"protocol, reference set, extractor weights and clip set (other rows are grouped, see the notes under "
               f"the table), and only rows whose share of failed videos left out of the value is at most the lowest "
               f"compared row's + {esc(points(excess))}; the failed share of videos is shown in red under "
-              f"the value. "
-              f"\u00b1 is half the width of the {esc(levels)} interval over videos (intervals stored with a result "
-              f"keep their own method and level; otherwise percentile bootstrap: {esc(boot.resamples)} "
-              f"resamples of per-video values, {esc(boot.set_resamples)} resamples of stored per-video features "
-              f"for FID/KID/FVD, seed {esc(boot.seed)}); hover a cell for the interval and n. Click a header to sort "
-              f"(best first).")
+              f"the value. Intervals over videos are {esc(source)}: "
+              f"\u00b1 h where the interval is symmetric about the value, [low\u2013high] where it is not (FID/KID/FVD "
+              f"intervals describe the value's spread over fresh sets of the same number of videos; docs/metrics.md); "
+              f"hover a cell for the interval, its level and method, and n. Click a header to sort (best first).")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title><style>{_CSS}</style><script>{_JS}</script></head><body>"
             f"<h1>{esc(title)}</h1><p>{legend}</p><p>Generated {esc(generated)}. Data: "
@@ -416,7 +454,7 @@ def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: Bootst
             raw_links[r.source] = rel
     paths = {"html": out / "index.html", "json": out / "results.json", "csv": out / "results.csv",
              "latex": out / "results.tex"}
-    atomic_write_bytes(paths["json"], (json.dumps(tables_to_dict(tables, boot), indent=2, allow_nan=False)
+    atomic_write_bytes(paths["json"], (json.dumps(json_types(tables_to_dict(tables, boot)), indent=2, allow_nan=False)
                                        + "\n").encode())
     atomic_write_bytes(paths["csv"], tables_to_csv(tables).encode())
     atomic_write_bytes(paths["latex"], tables_to_latex(tables).encode())

@@ -1,8 +1,9 @@
 """The evaluation results file: a metrics results document plus who/what/how (method, dataset, provenance).
 
 ``results/<dataset>/<method>.json`` is exactly what :func:`dicetalk_bench.metrics.result.save_results` writes
-(``schema``, ``schema_version``, ``results``, and ``features_file`` when FID/KID/FVD stored per-video features) with
-three more top-level keys::
+(``schema``, ``schema_version``, ``results``, and ``features_file`` when FID/KID/FVD stored per-video features; the
+reference features of FID/KID/FVD go once per reference set to ``results/reference_features/<sha256>.npz``) with
+three more top-level keys, written in the same atomic write (a results file exists whole or not at all)::
 
     "method": "<name as given>", "dataset": "mead" | "hdtf" | ..., "provenance": {...}  (reports/provenance.py)
 
@@ -50,16 +51,46 @@ class Run:
         return all(r.calibrated for r in self.results.values())
 
 
+class ResultsCollisionError(ResultFormatError):
+    """A results file name already used by a different method (two names that sanitise to the same file)."""
+
+
+def check_results_target(path: str | Path, method: str) -> None:
+    """Refuse to write ``method``'s results to ``path`` when the file there records a different method.
+
+    Method names are mapped to file names by :func:`safe_file_stem` ("A/B" and "A_B" give the same file); the same
+    method may overwrite its own results. A file that is not readable JSON is refused too (it names the file).
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsCollisionError(f"{path} exists but is not a readable results file ({exc}); delete it or "
+                                    f"choose another --method") from exc
+    other = doc.get("method") if isinstance(doc, dict) else None
+    if other is not None and other != method:
+        raise ResultsCollisionError(
+            f"method {method!r} would be written to {path}, which holds the results of method {other!r} (both names "
+            f"map to the file name {path.stem!r}); choose a --method whose file name differs, or delete {path} to "
+            f"replace those results")
+
+
 def write_run(results: Sequence[MetricResult], path: str | Path, *, method: str, dataset: str,
-              provenance: Mapping[str, Any]) -> Path:
-    """Write ``results`` with :func:`save_results` and add method, dataset and provenance (atomically)."""
-    save_results(results, path)
-    return annotate_run(path, method=method, dataset=dataset, provenance=provenance)
+              provenance: Mapping[str, Any], reference_store: str | Path | None = None) -> Path:
+    """Write ``results`` with method, dataset and provenance as one results file, whole or not at all
+    (:func:`~dicetalk_bench.metrics.result.save_results`); refuses a file of another method
+    (:func:`check_results_target`). Reference features go to ``reference_store`` (default: the file's folder's
+    ``reference_features``)."""
+    check_results_target(path, method)
+    return save_results(results, path, header={"method": method, "dataset": dataset, "provenance": dict(provenance)},
+                        reference_store=reference_store)
 
 
 def annotate_run(path: str | Path, *, method: str, dataset: str, provenance: Mapping[str, Any]) -> Path:
     """Add method, dataset and provenance to a results file written by ``save_results`` (atomic rewrite of the
-    JSON only; the features file and its recorded sha256 are untouched)."""
+    JSON only; the features files are untouched). :func:`write_run` writes all at once instead."""
     path = Path(path)
     doc = json.loads(path.read_text())
     if doc.get("schema") != "dicetalk_bench.metric_results":
@@ -70,10 +101,21 @@ def annotate_run(path: str | Path, *, method: str, dataset: str, provenance: Map
     return path
 
 
-def read_run(path: str | Path, *, load_features: bool = True) -> Run:
-    """Read one evaluation results file; ResultFormatError names the file and the problem."""
+def read_run(path: str | Path, *, load_features: bool = True,
+             reference_cache: dict[str, Mapping[str, Any]] | None = None) -> Run:
+    """Read one evaluation results file; ResultFormatError names the file, the problem and the fix."""
     path = Path(path)
-    results = load_results(path, load_features=load_features)
+    try:
+        return _read_run(path, load_features, reference_cache)
+    except (ResultFormatError, ValueError, KeyError, TypeError, OSError) as exc:
+        text = str(exc)
+        where = "" if str(path) in text else f"results file {path}: "
+        raise ResultFormatError(f"{where}{text}. Delete {path} (and its .features.npz) or score that method again "
+                                f"with python -m dicetalk_bench.evaluate") from exc
+
+
+def _read_run(path: Path, load_features: bool, reference_cache: dict[str, Mapping[str, Any]] | None) -> Run:
+    results = load_results(path, load_features=load_features, reference_cache=reference_cache)
     doc = json.loads(path.read_text())
     method = doc.get("method")
     dataset = doc.get("dataset")
@@ -104,13 +146,14 @@ def find_runs(results_dir: str | Path, *, load_features: bool = True) -> list[Ru
     """Every results file under ``results_dir`` (``**/*.json``), sorted by (dataset, method).
 
     Raises FileNotFoundError for a missing folder, ResultFormatError when it holds no results files, when a JSON
-    file is not a results file, or when two files claim the same (dataset, method).
+    file is not a results file (naming it and how to fix it), or when two files claim the same (dataset, method).
     """
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist; run python -m dicetalk_bench.evaluate "
                                 f"--out OUTDIR first and pass --results OUTDIR/results")
-    runs = [read_run(p, load_features=load_features) for p in sorted(root.rglob("*.json"))]
+    cache: dict[str, Mapping[str, Any]] = {}  # reference feature sets, each read once
+    runs = [read_run(p, load_features=load_features, reference_cache=cache) for p in sorted(root.rglob("*.json"))]
     if not runs:
         raise ResultFormatError(f"results folder {root} holds no results files (*.json)")
     seen: dict[tuple[str, str], Path] = {}

@@ -13,7 +13,8 @@ import pytest
 from dicetalk_bench import media, weights
 from dicetalk_bench.metrics.__main__ import main
 from dicetalk_bench.metrics.frechet import FeatureStats, frechet_distance_from_stats
-from dicetalk_bench.metrics.result import load_results
+from dicetalk_bench.metrics.intervals import METHOD_SET
+from dicetalk_bench.metrics.result import load_results, reference_set_sha256
 
 
 def _clip(seed: int, n: int = 10, h: int = 48, w: int = 64) -> np.ndarray:
@@ -82,6 +83,14 @@ def test_score_fid_kid_fvd_end_to_end(folders, tmp_path):
     assert fid.extra["raw_value"] == pytest.approx(fid.value) and "raw_value" not in fid.protocol
     cached = sorted(p.name.split("-")[0] for p in (root / "cache").glob("*.npz"))
     assert cached == ["fid", "fvd"]
+    # intervals computed once at scoring time; each reference set stored once, named by its content hash
+    for r in (fid, kid, fvd):
+        assert r.interval["method"] == METHOD_SET and r.interval["low"] <= r.interval["high"]
+        assert r.interval["seed"] == 0 and r.interval["level"] == 0.95
+        assert r.protocol["reference_sha256"] == reference_set_sha256(r.reference_features, r.extractors)
+    assert fid.protocol["reference_sha256"] == kid.protocol["reference_sha256"] != fvd.protocol["reference_sha256"]
+    assert sorted(p.stem for p in (tmp_path / "reference_features").iterdir()) == sorted(
+        {fid.protocol["reference_sha256"], fvd.protocol["reference_sha256"]})
 
 
 def test_same_set_gives_zero_fid_from_cache(folders, tmp_path, caplog):

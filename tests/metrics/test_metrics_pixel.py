@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from dicetalk_bench import weights
-from dicetalk_bench.metrics.pixel import (_backbone_state, load_lpips, psnr, ssim, video_psnr, video_ssim)
+from dicetalk_bench.metrics.pixel import (PSNR_CAP_DB, _backbone_state, load_lpips, psnr, ssim, video_psnr,
+                                          video_ssim)
 
 
 def _img(seed, shape=(32, 40, 3)):
@@ -14,11 +15,25 @@ def _img(seed, shape=(32, 40, 3)):
 
 def test_psnr_closed_forms():
     a = _img(0)
-    assert psnr(a, a) == float("inf")
+    assert psnr(a, a) == PSNR_CAP_DB == 100.0  # identical frames: the cap, not inf
+    assert psnr(a, a, cap_db=float("inf")) == float("inf")
     b = a.astype(np.int16)
     b = np.where(b < 128, b + 5, b - 5).astype(np.uint8)  # every pixel off by exactly 5: MSE = 25
     assert psnr(a, b) == pytest.approx(10 * np.log10(255 ** 2 / 25), rel=1e-12)
     assert video_psnr(np.stack([a, a]), np.stack([b, b])) == pytest.approx(psnr(a, b))
+
+
+def test_psnr_cap_applies_per_frame_only_above_100_db():
+    a = _img(3, (256, 256, 3))
+    b = a.copy()
+    b[0, 0, 0] ^= 1  # one channel of one pixel off by 1: MSE = 1 / (3 * 256 * 256)
+    uncapped = 10 * np.log10(255 ** 2 * 3 * 256 * 256)
+    assert uncapped == pytest.approx(101.07, abs=0.01)
+    assert psnr(a, b, cap_db=float("inf")) == pytest.approx(uncapped, rel=1e-12)
+    assert psnr(a, b) == 100.0
+    c = np.where(a < 128, a + 1, a - 1).astype(np.uint8)  # MSE 1: 48.13 dB, far below the cap
+    video = video_psnr(np.stack([a, a]), np.stack([a, c]))  # one identical frame, one not
+    assert video == pytest.approx((100.0 + 10 * np.log10(255 ** 2)) / 2, rel=1e-12)
 
 
 def test_ssim_closed_forms_and_modes():

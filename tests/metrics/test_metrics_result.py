@@ -9,7 +9,8 @@ import pytest
 
 from dicetalk_bench.metrics import registry
 from dicetalk_bench.metrics.registry import MetricRegistryError, MetricSpec, ScoreRequest
-from dicetalk_bench.metrics.result import SCHEMA_VERSION, MetricResult, ResultFormatError, load_results, save_results
+from dicetalk_bench.metrics.result import (SCHEMA_VERSION, MetricResult, ResultFormatError, load_results,
+                                           reference_set_sha256, save_results, with_reference_sha256)
 
 _EXTRACTOR = {"key": "inception-fid", "file": "/x/pt.pth", "sha256": "ab" * 32, "calibrated": False,
               "verified_by": "unverified"}
@@ -35,7 +36,8 @@ def test_round_trip_with_features(tmp_path):
     assert doc["results"][0]["calibrated"] is False
     assert (tmp_path / "out" / "res.features.npz").is_file()
     back = load_results(path)
-    assert back[0] == MetricResult.from_dict(r1.to_dict())
+    assert back[0] == MetricResult.from_dict(with_reference_sha256(r1).to_dict())
+    assert back[0].protocol["reference_sha256"] == reference_set_sha256(r1.reference_features, r1.extractors)
     assert back[0].key == "fid" and back[0].value == 12.5 and back[0].failures == {"c": "no frames"}
     assert back[0].protocol["sizes"] == [1, 2] and back[0].extractors[0]["sha256"] == "ab" * 32
     np.testing.assert_array_equal(back[0].features["b/x"], r1.features["b/x"])
@@ -198,3 +200,76 @@ def test_to_frame_one_row_per_attempted_clip():
     assert f["value"].iloc[:2].tolist() == [29.0, 31.0] and np.isnan(f["value"].iloc[2])
     assert f["failed"].tolist() == [False, False, True] and f["failure_kind"].iloc[2] == "no-face"
     assert f["value"].mean() == pytest.approx(r.value)
+
+
+def test_non_finite_numbers_round_trip_as_text(tmp_path):
+    import math
+
+    r = MetricResult(key="psnr", value=math.inf, higher_is_better=True, n_videos=2,
+                     per_video={"a": math.inf, "b": math.nan},
+                     interval={"low": -math.inf, "high": math.inf, "level": 0.95, "method": "m", "n_resamples": 1,
+                               "seed": 0},
+                     extra={"std": math.nan, "parts": [1.0, -math.inf], "label": "inf-free text"})
+    path = save_results([r], tmp_path / "r.json")
+    doc = json.loads(path.read_text())
+    assert doc["results"][0]["value"] == "inf" and doc["results"][0]["per_video"] == {"a": "inf", "b": "nan"}
+    back = load_results(path)[0]
+    assert back.value == math.inf and back.per_video["a"] == math.inf and math.isnan(back.per_video["b"])
+    assert (back.interval["low"], back.interval["high"]) == (-math.inf, math.inf)
+    assert math.isnan(back.extra["std"]) and back.extra["parts"] == [1.0, -math.inf]
+    assert back.extra["label"] == "inf-free text"
+
+
+def test_reference_features_are_stored_once_per_set_and_loaded_once(tmp_path):
+    ref = {"r1": np.full((2, 4), 2.0, np.float32), "r0": np.arange(8, dtype=np.float32).reshape(2, 4)}
+    a = save_results([_result(reference_features=ref), _result(key="kid", reference_features=ref)],
+                     tmp_path / "mead" / "a.json", reference_store=tmp_path / "store")
+    b = save_results([_result(reference_features=dict(ref))], tmp_path / "mead" / "b.json",
+                     reference_store=tmp_path / "store")
+    sha = reference_set_sha256(ref, (_EXTRACTOR,))
+    assert [p.name for p in (tmp_path / "store").iterdir()] == [f"{sha}.npz"]  # one file for three results
+    with np.load(a.with_name("a.features.npz")) as z:  # the sidecar holds generated features only
+        assert sorted(z.files) == ["r0_features_0", "r0_features_1", "r1_features_0", "r1_features_1"]
+    entry = json.loads(a.read_text())["results"][0]
+    assert entry["protocol"]["reference_sha256"] == sha
+    assert entry["reference_features_file"] == {"file": f"../store/{sha}.npz", "sha256": sha}
+    cache: dict = {}
+    ra, rb = load_results(a, reference_cache=cache), load_results(b, reference_cache=cache)
+    assert ra[0].reference_features is ra[1].reference_features is rb[0].reference_features  # read once
+    np.testing.assert_array_equal(rb[0].reference_features["r0"], ref["r0"])
+    assert reference_set_sha256(ref, (_EXTRACTOR,)) != reference_set_sha256(ref, (dict(_EXTRACTOR, sha256="cd"),))
+    changed = dict(ref, r1=ref["r1"] + 1e-3)
+    assert reference_set_sha256(changed, (_EXTRACTOR,)) != sha
+
+
+def test_a_modified_reference_store_file_is_refused_with_its_name(tmp_path):
+    path = save_results([_result()], tmp_path / "r.json")
+    stored = next((tmp_path / "reference_features").iterdir())
+    with np.load(stored) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["f0"] = arrays["f0"] + 1.0
+    np.savez(stored, **arrays)
+    with pytest.raises(ResultFormatError, match=f"{stored.name}.*differs"):
+        load_results(path)
+    stored.unlink()
+    with pytest.raises(ResultFormatError, match="missing"):
+        load_results(path)
+
+
+def test_an_interrupted_write_leaves_no_results_file(tmp_path, monkeypatch):
+    import pathlib
+
+    real_write_text = pathlib.Path.write_text
+
+    def half_then_fail(self, data, *args, **kwargs):  # the process dies half-way through writing the JSON
+        real_write_text(self, data[: len(data) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pathlib.Path, "write_text", half_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        save_results([_result()], tmp_path / "r.json", header={"provenance": {"seed": 1}})
+    monkeypatch.setattr(pathlib.Path, "write_text", real_write_text)
+    assert not (tmp_path / "r.json").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    path = save_results([_result()], tmp_path / "r.json", header={"provenance": {"seed": 1}})
+    assert json.loads(path.read_text())["provenance"] == {"seed": 1} and load_results(path)[0].value == 12.5

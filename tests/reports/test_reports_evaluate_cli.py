@@ -91,6 +91,44 @@ def test_scores_two_methods_and_builds_the_leaderboard(clips, tmp_path):
     assert [r["method"] for r in doc2["datasets"][0]["rows"]] == ["close <b>", "far"]
 
 
+def test_ground_truth_scored_against_itself_loads_and_builds_the_leaderboard(clips, tmp_path):
+    out = tmp_path / "out"
+    assert _score(clips, out, "ground truth", "ref", "--leaderboard") == 0
+    psnr = {r.key: r for r in load_results(out / "results" / "mead" / "ground_truth.json")}["psnr"]
+    assert psnr.value == 100.0 and set(psnr.per_video.values()) == {100.0}  # identical frames: the cap, not inf
+    assert psnr.protocol["cap_db"] == 100.0
+    assert (psnr.interval["low"], psnr.interval["high"]) == (100.0, 100.0)
+    doc = json.loads((out / "leaderboard" / "results.json").read_text())
+    cell = doc["datasets"][0]["rows"][0]["metrics"]["psnr"]
+    assert cell["value"] == 100.0 and cell["mark"] == "best"
+
+
+def test_clashing_method_name_is_refused_before_scoring(clips, tmp_path, caplog, monkeypatch):
+    out = tmp_path / "out"
+    assert _score(clips, out, "A/B", "close") == 0
+    import dicetalk_bench.metrics.__main__ as metrics_cli
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scoring ran although the results file name clashes")
+
+    monkeypatch.setattr(metrics_cli, "score_metrics", no_scoring)
+    assert _score(clips, out, "A_B", "far") == 1
+    assert "holds the results of method 'A/B'" in caplog.text
+    assert read_run(out / "results" / "mead" / "A_B.json").method == "A/B"
+
+
+def test_a_failure_before_the_provenance_is_written_leaves_no_results_file(clips, tmp_path, monkeypatch):
+    import dicetalk_bench.reports.provenance as provenance
+
+    def broken(**kwargs):
+        raise RuntimeError("provenance failed")
+
+    monkeypatch.setattr(provenance, "build_provenance", broken)
+    with pytest.raises(RuntimeError, match="provenance failed"):
+        _score(clips, tmp_path / "out", "m", "close")
+    assert not list((tmp_path / "out").rglob("*.json"))
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--metrics", "nope"], "unknown metric"),
     (["--metrics", "psnr", "--reference", None], "needs --reference"),

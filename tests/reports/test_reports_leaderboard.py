@@ -9,6 +9,7 @@ import pytest
 from reports_helpers import metric
 
 from dicetalk_bench.metrics.frechet import FeatureStats, frechet_distance
+from dicetalk_bench.metrics.intervals import METHOD_MEAN, METHOD_SET, with_interval
 from dicetalk_bench.metrics.registry import MetricSpec, register, unregister
 from dicetalk_bench.metrics.result import ResultFormatError, load_results, save_results
 from dicetalk_bench.reports.leaderboard import (BootstrapConfig, LeaderboardError, build_tables, rank_marks,
@@ -47,7 +48,7 @@ def test_tables_per_dataset_with_marks_cis_and_registry_order(write_results):
     assert rows["mid"].cells["psnr"].value is None and rows["mid"].cells["psnr"].mark is None
     assert rows["bad"].cells["psnr"].ci == (20.0, 20.0)  # constant per-video values
     lo, hi = rows["good"].cells["psnr"].ci
-    assert 29.0 <= lo < 30.0 < hi <= 31.0 and rows["good"].cells["psnr"].ci_method == "videos"
+    assert 29.0 <= lo < 30.0 < hi <= 31.0 and rows["good"].cells["psnr"].ci_method == METHOD_MEAN
     assert rows["good"].cells["fid"].ci is None  # no per-video values and no features stored
     assert rows["good"].cells["psnr"].n_videos == 2
     assert set(mead.glossary) == {"fid", "psnr"}
@@ -101,20 +102,33 @@ def _fid_result(rng, shift: float):
     return metric("fid", value, False, features=gen, reference_features=ref)
 
 
-def test_fid_interval_bootstraps_stored_video_features(write_results, rng):
-    res = _fid_result(rng, 2.0)
+def test_cells_show_the_interval_stored_at_scoring_time_without_loading_features(write_results, rng):
+    res = with_interval(_fid_result(rng, 2.0), seed=0)
     stat = set_statistic(res)
     assert stat(np.concatenate([res.features[k] for k in sorted(res.features)])) == pytest.approx(res.value)
+    assert res.interval["method"] == METHOD_SET
     path = write_results("m", "mead", [res])
-    table = build_tables(find_runs(write_results.root), FAST)[0]
-    cell = table.rows[0].cells["fid"]
-    assert cell.ci_method == "video-features" and cell.ci[0] < cell.ci[1]
-    assert cell.ci[0] < res.value * 1.5 and cell.ci[1] > res.value * 0.5
-    again = build_tables(find_runs(write_results.root), FAST)[0].rows[0].cells["fid"]
-    assert again.ci == cell.ci  # seeded
-    no_set = build_tables(find_runs(write_results.root), BootstrapConfig(set_resamples=0))[0]
-    assert no_set.rows[0].cells["fid"].ci is None
+    runs = find_runs(write_results.root, load_features=False)
+    assert runs[0].results["fid"].features is None
+    cell = build_tables(runs, FAST)[0].rows[0].cells["fid"]
+    assert cell.ci == (res.interval["low"], res.interval["high"])
+    assert cell.ci_method == METHOD_SET and cell.ci_level == 0.95
+    assert cell.ci[0] < res.value < cell.ci[1]  # the bias-centred interval holds its own value
     assert path.with_name(path.stem + ".features.npz").is_file()
+
+
+def test_recomputed_intervals_follow_the_page_settings(write_results, rng):
+    res = with_interval(_fid_result(rng, 2.0), seed=0)
+    write_results("m", "mead", [res])
+    runs = find_runs(write_results.root)
+    again = build_tables(runs, BootstrapConfig(set_resamples=50, level=0.8, seed=3, recompute=True))[0]
+    cell = again.rows[0].cells["fid"]
+    assert cell.ci_method == METHOD_SET and cell.ci_level == 0.8
+    assert cell.ci[1] - cell.ci[0] < res.interval["high"] - res.interval["low"]  # 80 % is narrower than 95 %
+    twice = build_tables(runs, BootstrapConfig(set_resamples=50, level=0.8, seed=3, recompute=True))[0]
+    assert twice.rows[0].cells["fid"].ci == cell.ci  # seeded
+    no_set = build_tables(runs, BootstrapConfig(set_resamples=0, recompute=True))[0]
+    assert no_set.rows[0].cells["fid"].ci is None
 
 
 def test_kid_statistic_uses_the_recorded_protocol(rng):
@@ -157,4 +171,30 @@ def test_bad_results_folders_are_reported_with_the_file(tmp_path, write_results)
     dup.parent.mkdir()
     dup.write_text((write_results.root / "mead" / "m.json").read_text())
     with pytest.raises(ResultFormatError, match="two results files"):
+        find_runs(write_results.root)
+
+
+def test_a_method_whose_file_name_clashes_with_another_method_is_refused(write_results):
+    from dicetalk_bench.reports.runs import ResultsCollisionError
+
+    first = write_results("A/B", "mead", [metric("psnr", 20.0, True, {"a": 20.0, "b": 20.0})])
+    with pytest.raises(ResultsCollisionError, match="'A_B'.*'A/B'.*A_B"):
+        write_results("A_B", "mead", [metric("psnr", 30.0, True, {"a": 30.0, "b": 30.0})])
+    assert read_run(first).method == "A/B" and read_run(first).results["psnr"].value == 20.0  # untouched
+    write_results("A/B", "mead", [metric("psnr", 25.0, True, {"a": 25.0, "b": 25.0})])  # same method: overwrite
+    assert read_run(first).results["psnr"].value == 25.0
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad field", "no features file"])
+def test_a_bad_results_file_is_named_with_the_fix(write_results, rng, damage):
+    write_results("fine", "mead", [metric("psnr", 20.0, True, {"a": 20.0, "b": 20.0})])
+    path = write_results("broken", "mead", [_fid_result(rng, 1.0)])
+    text = path.read_text()
+    if damage == "truncated":
+        path.write_text(text[: len(text) // 2])
+    elif damage == "bad field":
+        path.write_text(text.replace('"higher_is_better"', '"higher_is_worse"', 1))
+    else:
+        path.with_name(path.stem + ".features.npz").unlink()
+    with pytest.raises(ResultFormatError, match=f"{path}.*Delete {path}.*score that method again"):
         find_runs(write_results.root)

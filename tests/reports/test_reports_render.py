@@ -11,8 +11,9 @@ import pytest
 from reports_helpers import metric
 
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, build_tables
-from dicetalk_bench.reports.render import (LICENCE_NOTE, UNCALIBRATED_NOTE, esc, fmt, tables_to_latex, tex_escape,
-                                           write_leaderboard)
+from dicetalk_bench.reports.leaderboard import Cell
+from dicetalk_bench.reports.render import (LICENCE_NOTE, UNCALIBRATED_NOTE, csv_safe, esc, fmt, interval_text,
+                                           tables_to_latex, tex_escape, write_leaderboard)
 from dicetalk_bench.reports.runs import find_runs
 
 BOOT = BootstrapConfig(resamples=200, set_resamples=0)
@@ -114,7 +115,44 @@ def test_results_json_carries_directions_marks_and_provenance(board):
 
 
 @pytest.mark.parametrize("value, text", [(12.3456, "12.35"), (0.000123456, "0.0001235"), (12345.6, "12346"),
-                                         (None, "\u2013"), (float("nan"), "\u2013"), (0.0, "0"),
+                                         (None, "\u2013"), (float("nan"), "NaN"), (0.0, "0"),
                                          (3e-7, "3.000e-07")])
 def test_number_format(value, text):
     assert fmt(value) == text
+
+
+def test_interval_shown_as_half_width_only_when_symmetric():
+    assert interval_text(Cell(value=10.0, ci=(9.0, 11.0))) == "\u00b1 1"
+    assert interval_text(Cell(value=11.9, ci=(10.1, 14.6))) == "[10.1\u201314.6]"
+    assert interval_text(Cell(value=11.9, ci=(10.1, 14.6)), pm="$\\pm$ ", dash="--") == "[10.1--14.6]"
+    assert interval_text(Cell(value=11.9)) is None
+
+
+def test_non_finite_values_are_shown_as_what_they_are(write_results, tmp_path):
+    write_results("a", "mead", [metric("psnr", float("inf"), True, {"x": float("inf"), "y": float("inf")})])
+    write_results("b", "mead", [metric("psnr", float("nan"), True, {"x": float("nan"), "y": 1.0})])
+    write_results("c", "mead", [metric("psnr", 30.0, True, {"x": 30.0, "y": 30.0})])
+    tables = build_tables(find_runs(write_results.root), BOOT)
+    paths = write_leaderboard(tables, tmp_path / "board", BOOT)
+    assert (fmt(float("inf")), fmt(float("-inf")), fmt(float("nan")), fmt(None)) == ("inf", "-inf", "NaN", "\u2013")
+    page = paths["html"].read_text()
+    assert '<span class="v">inf</span>' in page and '<span class="v">NaN</span>' in page
+    doc = json.loads(paths["json"].read_text())
+    values = {r["method"]: r["metrics"]["psnr"]["value"] for r in doc["datasets"][0]["rows"]}
+    assert values == {"a": "inf", "b": "nan", "c": 30.0}
+
+
+@pytest.mark.parametrize("text, safe", [("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+1+2", "'+1+2"),
+                                        ("-cmd", "'-cmd"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"),
+                                        ("\rx", "'\rx"), ("-1.5", "-1.5"), ("+2", "+2"), ("-inf", "-inf"),
+                                        ("plain", "plain"), ("", ""), (-1.5, -1.5)])
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(text, safe):
+    assert csv_safe(text) == safe
+
+
+def test_csv_file_neutralises_method_names_and_keeps_negative_numbers(write_results, tmp_path):
+    write_results("=cmd|' /C calc'!A0", "mead", [metric("zz-signed", -1.5, True, {"a": -1.0, "b": -2.0})])
+    tables = build_tables(find_runs(write_results.root), BOOT)
+    rows = list(csv.DictReader(io.StringIO(write_leaderboard(tables, tmp_path / "b", BOOT)["csv"].read_text())))
+    assert rows[0]["method"] == "'=cmd|' /C calc'!A0"
+    assert rows[0]["zz-signed"] == "-1.5" and float(rows[0]["zz-signed_ci_low"]) < -1.5
