@@ -414,7 +414,8 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
     levels = " / ".join(pct(v) for v in interval_levels(tables, boot))
     source = (f"recomputed at this page's settings ({pct(boot.level)}, {boot.resamples} resamples of "
               f"per-video values, {boot.set_resamples} of stored per-video features, seed {boot.seed})"
-              if boot.recompute else f"{levels} intervals stored with each result when it was scored")
+              if boot.recompute else f"{levels} intervals, stored with each result when it was scored (a result "
+              f"stored without one: computed at this page's settings, seed {boot.seed})")
     legend = (f"Arrows give the direction (\u2191 higher is better, \u2193 lower is better). Per column the best value "
               f"is <b>bold</b> and the second best <u>underlined</u>, comparing only rows scored under the same "
               f"protocol, reference set, extractor weights and clip set (other rows are grouped, see the notes under "

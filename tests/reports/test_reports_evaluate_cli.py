@@ -100,10 +100,10 @@ def test_ground_truth_scored_against_itself_loads_and_builds_the_leaderboard(cli
     assert (psnr.interval["low"], psnr.interval["high"]) == (100.0, 100.0)
     doc = json.loads((out / "leaderboard" / "results.json").read_text())
     cell = doc["datasets"][0]["rows"][0]["metrics"]["psnr"]
-    assert cell["value"] == 100.0 and cell["mark"] == "best"
+    assert cell["value"] == 100.0 and cell["mark"] is None  # a row alone in its comparison group gets no mark
 
 
-def test_clashing_method_name_is_refused_before_scoring(clips, tmp_path, caplog, monkeypatch):
+def test_clashing_method_name_is_refused_before_scoring(clips, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     assert _score(clips, out, "A/B", "close") == 0
     import dicetalk_bench.metrics.__main__ as metrics_cli
@@ -112,8 +112,9 @@ def test_clashing_method_name_is_refused_before_scoring(clips, tmp_path, caplog,
         raise AssertionError("scoring ran although the results file name clashes")
 
     monkeypatch.setattr(metrics_cli, "score_metrics", no_scoring)
+    capsys.readouterr()
     assert _score(clips, out, "A_B", "far") == 1
-    assert "holds the results of method 'A/B'" in caplog.text
+    assert "holds the results of method 'A/B'" in capsys.readouterr().err
     assert read_run(out / "results" / "mead" / "A_B.json").method == "A/B"
 
 

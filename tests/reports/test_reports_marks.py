@@ -223,8 +223,8 @@ def test_interval_labels_follow_the_level(write_results, tmp_path):
     boot = BootstrapConfig(resamples=50, set_resamples=0, level=0.8)
     tables = build_tables(find_runs(write_results.root), boot)
     page = tables_to_html(tables, boot)
-    assert "80% CI [" in page and "95%" not in page and "percentile bootstrap over videos)" in page
-    assert "half the width of the 80% interval" in page
+    assert "80% interval [" in page and "95%" not in page and "percentile bootstrap of the mean over videos)" in page
+    assert "Intervals over videos are 80% intervals" in page
     # a stored interval keeps its own level and method
     stored = metric("psnr", 25.0, True, {"a": 24.0, "b": 26.0})
     stored = dataclasses.replace(stored, interval={"low": 24.0, "high": 26.0, "level": 0.9,
@@ -234,4 +234,4 @@ def test_interval_labels_follow_the_level(write_results, tmp_path):
     cell = {r.method: r for r in tables[0].rows}["c"].cells["psnr"]
     assert cell.ci == (24.0, 26.0) and cell.ci_level == 0.9
     page = tables_to_html(tables, boot)
-    assert "90% CI [24, 26]" in page and "80% / 90% interval" in page
+    assert "90% interval [24, 26]" in page and "80% / 90% intervals" in page
