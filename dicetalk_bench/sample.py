@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="emotion name stored in the checkpoint, a prior .npy, or a reference video (needs --embedder)")
     p.add_argument("--embedder", help="output folder of `python -m dicetalk_bench.train_embedder` (V-mode)")
     p.add_argument("--out", required=True, help="output .mp4 (H.264 + AAC, 25 fps)")
-    p.add_argument("--face-box", help="x1,y1,x2,y2 face box in image pixels (default: detect with BlazeFace)")
+    p.add_argument("--face-box", help="x1,y1,x2,y2 face box in image pixels (default: detect with --box-source)")
+    p.add_argument("--box-source", default="blazeface",
+                   help="face-box provider (preprocessing.faces.BOX_SOURCES; the release uses YOLOv5m-face, which "
+                        "can be registered there)")
     p.add_argument("--whisper", help="whisper-tiny folder or random:SEED (default: the one in the checkpoint; for a "
                                      "release folder the weights registry's whisper-tiny)")
     p.add_argument("--svd", help="SVD-xt diffusers folder for a release folder (default: weights registry svd-xt)")
@@ -75,7 +78,10 @@ def _face_box(args, image):
     from dicetalk_bench.preprocessing.faces import NoFaceError, track
 
     try:
-        return track(np.repeat(image[None], 2, 0), fps=25.0).boxes_xyxy[0]
+        from dicetalk_bench.preprocessing.faces import FaceTrackConfig
+
+        return track(np.repeat(image[None], 2, 0), fps=25.0,
+                     config=FaceTrackConfig(box_source=args.box_source)).boxes_xyxy[0]
     except NoFaceError:
         from dicetalk_bench.errors import SetupError
 
@@ -180,12 +186,18 @@ def check_inputs(args: argparse.Namespace):
         from PIL import Image
 
         from dicetalk_bench import weights
-        from dicetalk_bench.preprocessing.faces import FaceTrackConfig, detector_weights_key
+        from dicetalk_bench.preprocessing.faces import FaceTrackConfig, box_source, detector_weights_key
 
+        try:
+            source = box_source(args.box_source)
+        except ValueError as exc:
+            raise SetupError(f"--box-source: {exc}") from None
         with Image.open(args.image) as img:
             size = img.size  # (W, H), read from the header
-        weights.require(detector_weights_key(FaceTrackConfig(), size),
-                        hint="\nOr pass --face-box x1,y1,x2,y2 to skip face detection.")
+        config = FaceTrackConfig(box_source=args.box_source)
+        keys = [detector_weights_key(config, size)] if source.name == "blazeface" else list(source.weights_keys(config))
+        for key in keys:
+            weights.require(key, hint="\nOr pass --face-box x1,y1,x2,y2 to skip face detection.")
     return folder
 
 

@@ -21,6 +21,7 @@ Method
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,11 @@ class FaceTrackConfig:
     model: ``short`` (BlazeFace short range), ``full`` (full range sparse) or ``auto`` (full when the frame's
     shorter side is >= ``full_range_min_side`` pixels). detector_path: explicit ``.tflite`` (else the weights
     registry resolves it). stride: detect every ``stride``-th frame. max_gap_s / smooth_window_s: seconds.
+    box_source: the name of the face-box provider in :data:`BOX_SOURCES` (default ``blazeface``; ``model`` and
+    ``detector_path`` configure that one); it is recorded with every box (``faces.parquet`` column ``box_source``).
     """
 
+    box_source: str = "blazeface"
     model: Literal["auto", "short", "full"] = "auto"
     detector_path: str | None = None
     min_score: float = 0.5
@@ -90,6 +94,7 @@ class FaceTrack:
     pts_s: np.ndarray | None = None
     n_tracks: int = 1
     stride: int = 1
+    box_source: str = "blazeface"  # the provider of the boxes (:data:`BOX_SOURCES` name, or "custom")
 
     def coverage(self) -> float:
         """Fraction of detection frames (every ``stride``-th and the last) on which the face was detected."""
@@ -149,8 +154,52 @@ def detector_weights_key(config: FaceTrackConfig, frame_size: tuple[int, int]) -
     return "blazeface-full" if use_full else "blazeface-short"
 
 
-def detector_for(config: FaceTrackConfig, frame_size: tuple[int, int]) -> BlazeFaceDetector:
-    """The (per-process cached) detector for ``config`` and a frame size (W, H)."""
+@dataclass(frozen=True)
+class BoxSource:
+    """A face-box provider: ``make(config, frame_size)`` returns an object with ``detect(frame (H, W, 3) uint8 RGB)
+    -> list[Detection]`` in source pixels; ``weights_keys(config)`` names the weights-registry keys it loads (so a
+    run can check them before it starts)."""
+
+    name: str
+    make: Any
+    weights_keys: Any
+    description: str = ""
+
+
+def _blazeface_keys(config: FaceTrackConfig) -> tuple[str, ...]:
+    if config.detector_path is not None:
+        return ()
+    return {"short": ("blazeface-short",), "full": ("blazeface-full",)}.get(config.model,
+                                                                           ("blazeface-short", "blazeface-full"))
+
+
+#: Face-box providers by name. BlazeFace (mediapipe) is the default; the DICE-Talk release uses YOLOv5m-face, which
+#: a user can add with :func:`register_box_source` (any detector with the ``detect`` contract above).
+BOX_SOURCES: dict[str, BoxSource] = {}
+
+
+def register_box_source(source: BoxSource, *, replace: bool = False) -> None:
+    """Add a face-box provider; a name already taken is refused unless ``replace``."""
+    if source.name in BOX_SOURCES and not replace:
+        raise ValueError(f"face box source {source.name!r} is already registered")
+    BOX_SOURCES[source.name] = source
+
+
+def box_source(name: str) -> BoxSource:
+    """The provider called ``name``; an unknown name raises ValueError listing the known ones."""
+    if name not in BOX_SOURCES:
+        raise ValueError(f"face box source {name!r} is not registered; known: {', '.join(sorted(BOX_SOURCES))} "
+                         "(set faces.box_source, or register one with preprocessing.faces.register_box_source)")
+    return BOX_SOURCES[name]
+
+
+def detector_for(config: FaceTrackConfig, frame_size: tuple[int, int]) -> Any:
+    """The (per-process cached) detector of ``config.box_source`` for a frame size (W, H)."""
+    return box_source(config.box_source).make(config, frame_size)
+
+
+def blazeface_for(config: FaceTrackConfig, frame_size: tuple[int, int]) -> BlazeFaceDetector:
+    """The (per-process cached) BlazeFace detector for ``config`` and a frame size (W, H)."""
     if config.detector_path is not None:
         path = str(config.detector_path)
     else:
@@ -161,6 +210,10 @@ def detector_for(config: FaceTrackConfig, frame_size: tuple[int, int]) -> BlazeF
     if key not in _DETECTORS:
         _DETECTORS[key] = BlazeFaceDetector(path, config.min_score)
     return _DETECTORS[key]
+
+
+register_box_source(BoxSource("blazeface", blazeface_for, _blazeface_keys,
+                              "mediapipe BlazeFace short/full range (weights blazeface-short / blazeface-full)"))
 
 
 # ------------------------------------------------------------------------------------------------ maths
@@ -247,7 +300,8 @@ def smooth_track(boxes_xyxy: np.ndarray, keypoints: np.ndarray, window: int, pol
 def build_track(detections: Sequence[tuple[int, Sequence[Detection]]], n_frames: int, fps: float,
                 frame_size: tuple[int, int], config: FaceTrackConfig, name: str = "video",
                 pts_s: np.ndarray | None = None) -> FaceTrack:
-    """Steps 2-5 of the module docstring on per-frame detections (pure; no detector involved)."""
+    """Steps 2-5 of the module docstring on per-frame detections (pure; no detector involved). The track records
+    ``config.box_source`` as the provider of its boxes."""
     max_gap = max(1, int(round(config.max_gap_s * fps)))
     tracks = link_tracks(detections, config.iou_threshold, max_gap)
     if not tracks:
@@ -265,7 +319,7 @@ def build_track(detections: Sequence[tuple[int, Sequence[Detection]]], n_frames:
         scores[t] = d.score
         detected[t] = True
     return FaceTrack(boxes, kps, scores, detected, float(fps), frame_size, boxes_raw.astype(np.float32),
-                     pts_s, n_tracks=len(tracks), stride=config.stride)
+                     pts_s, n_tracks=len(tracks), stride=config.stride, box_source=config.box_source)
 
 
 # ------------------------------------------------------------------------------------------------ public
@@ -323,8 +377,11 @@ def track(video: Any, *, fps: float | None = None, config: FaceTrackConfig | Non
     Raises :class:`NoFaceError` naming the video when no face is found.
     """
     config = config or FaceTrackConfig()
+    source = config.box_source if detector is None else str(getattr(detector, "box_source", "custom"))
+    if detector is None:
+        box_source(config.box_source)  # an unknown provider is refused before any frame is decoded
     chunks, rate, name = _chunks(video, fps)
     dets, n, size, pts = detect_frames(chunks, config, detector)
     if n == 0:
         raise NoFaceError(f"{name}: no frames to search for a face")
-    return build_track(dets, n, rate, size, config, name=name, pts_s=pts)
+    return dataclasses.replace(build_track(dets, n, rate, size, config, name=name, pts_s=pts), box_source=source)

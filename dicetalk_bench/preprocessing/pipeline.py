@@ -78,6 +78,8 @@ def video_config_hash(cfg: PreprocessConfig) -> str:
     """Hash of the settings that change the video outputs."""
     d = to_dict(cfg)
     part = {k: d[k] for k in ("fps", "sample_rate", "faces", "crop", "min_face_coverage", "crf", "preset", "fan")}
+    if part["faces"].get("box_source") == "blazeface":  # the default provider hashes as before it was a setting
+        part["faces"] = {k: v for k, v in part["faces"].items() if k != "box_source"}
     return config_hash(part | {"version": PREPROCESSING_VERSION})
 
 
@@ -380,6 +382,7 @@ def faces_table(clip_id: str, track: Any, mats: np.ndarray, crop_cfg: CropConfig
         "box_crop": fsl(box_crop, 4),
         "kps_crop": _tensor_array(kps_crop.astype(np.float32), pa.fixed_shape_tensor(pa.float32(), [6, 2])),
         "mask_box_crop": fsl(mask, 4),
+        "box_source": pa.array([getattr(track, "box_source", "blazeface")] * T, pa.string()),
     }
     if lmk68 is not None:
         cols["lmk68_src"] = _tensor_array(lmk68.astype(np.float32), pa.fixed_shape_tensor(pa.float32(), [68, 2]))
@@ -527,11 +530,11 @@ def validate_config(cfg: PreprocessConfig) -> None:
 
 
 def detector_keys(faces: FaceTrackConfig) -> tuple[str, ...]:
-    """The BlazeFace registry keys a run with ``faces`` may load (``auto`` picks per frame size: both)."""
-    if faces.detector_path is not None:
-        return ()
-    return {"short": ("blazeface-short",), "full": ("blazeface-full",)}.get(faces.model,
-                                                                           ("blazeface-short", "blazeface-full"))
+    """The registry keys the face-box provider of ``faces`` may load (BlazeFace ``auto`` picks per frame size:
+    both). An unknown provider raises ValueError naming the known ones."""
+    from .faces import box_source
+
+    return tuple(box_source(faces.box_source).weights_keys(faces))
 
 
 def preflight_weights(cfg: PreprocessConfig, *, allow_unverified: bool = False) -> dict[str, dict[str, Any]]:

@@ -144,6 +144,14 @@ def test_sample_without_face_box_needs_the_detector_weights(tmp_path, sample_inp
     assert "blazeface-short" in err and "fetch blazeface-short" in err and "--face-box" in err
 
 
+def test_sample_refuses_an_unknown_box_source_before_the_model_loads(tmp_path, sample_inputs):
+    args = sample_inputs[:4] + sample_inputs[6:]  # without --face-box: the provider would be used
+    result, err = _sample(tmp_path, "--checkpoint", str(_generator_checkpoint(tmp_path)), "--emotion", "happy",
+                          "--box-source", "yolo", *args)
+    assert result == {"code": 1, "pipeline": False, "torch": False}, err
+    assert "--box-source: face box source 'yolo' is not registered; known: blazeface" in err
+
+
 # ---------------------------------------------------------------------------------------------------- train
 @pytest.fixture()
 def no_weights(tmp_path, monkeypatch):
