@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from dicetalk_bench.datasets import MEAD_EMOTIONS
 from dicetalk_bench.fileutil import atomic_path, atomic_write_bytes, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -143,8 +144,7 @@ class WeightsEntry:
 
 _NC = "CC BY-NC-SA 4.0 (non-commercial, share-alike; (c) the DICE-Talk authors, Tan et al. 2025)"
 _MEAD_NC = "MEAD licence: non-commercial research only"
-_PRIOR_NAMES = tuple(f"{e}.npy" for e in (
-    "angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised"))
+_PRIOR_NAMES = tuple(f"{e}.npy" for e in MEAD_EMOTIONS)
 _DICETALK_HF = "https://huggingface.co/EEEELY/DICE-Talk"
 _DICETALK_MANUAL = (f"{_DICETALK_HF} (or the Google Drive link in the toto222/DICE-Talk README); "
                     "put the file into $DICETALK_BENCH_WEIGHTS_DIR")

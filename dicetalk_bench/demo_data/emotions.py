@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
+from dicetalk_bench.datasets import MEAD_EMOTIONS
+
+EMOTIONS: tuple[str, ...] = MEAD_EMOTIONS
 LEVELS: tuple[int, ...] = (1, 2, 3)
 
 

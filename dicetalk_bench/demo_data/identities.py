@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from dicetalk_bench.datasets import MEAD_TEST_SPEAKERS
+
 #: EAT's MEAD test identities (yuangan/EAT_code@95beccb test_mead.py).
-MEAD_TEST_SPEAKERS: tuple[str, ...] = ("M003", "M030", "W009", "W015")
 MEAD_TRAIN_SPEAKERS: tuple[str, ...] = ("M005", "M007", "W011", "W014")
 
 

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dicetalk_bench.datasets import MEAD_EMOTIONS
+
 __all__ = [
     "MEAD_EMOTIONS", "EAT_FAN_LABELS", "EAT_FAN_TO_MEAD", "HSEMOTION_8_LABELS", "HSEMOTION_8_TO_MEAD",
     "Aggregation", "EmotionClassifier", "EmotionAccuracy", "to_mead_logits", "aggregate_video", "emotion_accuracy",
@@ -37,7 +39,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WEIGHTS_KEY = "emotion-fan"
-MEAD_EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 # EAT / Emotion-FAN MEAD-8 order (evaluation_eat load.py cate2label['MEAD'])
 EAT_FAN_LABELS: tuple[str, ...] = ("Happy", "Angry", "Disgust", "Fear", "Sad", "Neutral", "Surprised", "Contempt")
 EAT_FAN_TO_MEAD: Mapping[str, str] = {"Happy": "happy", "Angry": "angry", "Disgust": "disgusted", "Fear": "fear",

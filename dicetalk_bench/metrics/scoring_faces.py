@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dicetalk_bench.datasets import MEAD_EMOTION_CODES
 from dicetalk_bench.errors import MISSING_REFERENCE, NO_FACE, NO_LABEL
 from dicetalk_bench.metrics.failures import COUNT_AS_WRONG, EXCLUDE, FailureLog, attempt
 from dicetalk_bench.metrics.registry import CSIM, EMO_ACC, LPIPS, PSNR, SSIM, SYNC_C, SYNC_D, ScoreRequest
@@ -38,8 +39,6 @@ __all__ = ["score_sync", "score_emo_acc", "score_csim", "score_psnr", "score_ssi
 log = logging.getLogger(__name__)
 
 # MEAD file-name codes (EAT parses labels from them) and the MEAD folder names
-_MEAD_CODES = {"ang": "angry", "con": "contempt", "dis": "disgusted", "fea": "fear", "hap": "happy",
-               "neu": "neutral", "sad": "sad", "sur": "surprised"}
 
 
 def _track(frames: np.ndarray, fps: float, request: ScoreRequest):
@@ -101,8 +100,8 @@ def emotion_from_clip_id(clip_id: str) -> str | None:
     for token in re.split(r"[/_\-.\s]+", clip_id.lower()):
         if token in MEAD_EMOTIONS:
             found.add(token)
-        elif token in _MEAD_CODES:
-            found.add(_MEAD_CODES[token])
+        elif token in MEAD_EMOTION_CODES:
+            found.add(MEAD_EMOTION_CODES[token])
     return found.pop() if len(found) == 1 else None
 
 

@@ -30,10 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dicetalk_bench.datasets import LEVELLED_EMOTIONS
+
 logger = logging.getLogger(__name__)
 
 #: MEAD emotions with intensity levels (class = 1 + 3 * index + level - 1); neutral has one class, 0.
-LEVELLED_EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "sad", "surprised")
 NUM_EMOTION_CLASSES = 1 + 3 * len(LEVELLED_EMOTIONS)  # 22
 WHISPER_STATES_PER_FRAME = 2
 WHISPER_PAD_BEFORE, WHISPER_PAD_AFTER, WHISPER_WINDOW = 4, 6, 10  # release test_preprocess.py

@@ -19,12 +19,13 @@ from typing import Mapping
 
 import numpy as np
 
+from dicetalk_bench.datasets import MEAD_EMOTIONS
 from dicetalk_bench.fileutil import atomic_path
 
 logger = logging.getLogger(__name__)
 
 #: The eight MEAD emotions of the release priors, in file-name order.
-PRIOR_EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
+PRIOR_EMOTIONS: tuple[str, ...] = MEAD_EMOTIONS
 PRIOR_DIM = 256
 
 

@@ -88,8 +88,9 @@ def _parse_table(path: Path, n_values: int, convert) -> dict[str, tuple]:
 
 def load_heldout() -> frozenset[str]:
     """HDTF held-out source videos (``{G}_{name}``) from the list shipped in the package."""
-    text = resources.files(__package__).joinpath("hdtf_heldout.txt").read_text(encoding="utf-8")
-    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    from dicetalk_bench.datasets import hdtf_heldout_sources
+
+    return frozenset(hdtf_heldout_sources())
 
 
 def hdtf_identity(group: str, name: str) -> str:

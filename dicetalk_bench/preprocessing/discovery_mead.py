@@ -18,17 +18,19 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from dicetalk_bench.datasets import MEAD_EMOTIONS, MEAD_LEVELS, MEAD_TEST_SPEAKERS, MEAD_VIEWS
+
 from .manifest import ClipSource, Discovery, DiscoveryError, UnexpectedFile
 
 log = logging.getLogger(__name__)
 
 #: The 7 MEAD camera views (datasets reference §1.1).
-VIEWS: tuple[str, ...] = ("front", "down", "top", "left_30", "left_60", "right_30", "right_60")
+VIEWS: tuple[str, ...] = MEAD_VIEWS
 #: The 8 MEAD emotions; same names as the DICE-Talk emotion priors (toto222/DICE-Talk@a8a92b1 examples/emo).
-EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
-LEVELS: tuple[int, ...] = (1, 2, 3)
+EMOTIONS: tuple[str, ...] = MEAD_EMOTIONS
+LEVELS: tuple[int, ...] = MEAD_LEVELS
 #: Test identities of the split used by EAT (yuangan/EAT_code@95beccb test_mead.py) and later works.
-EAT_TEST_SPEAKERS: tuple[str, ...] = ("M003", "M030", "W009", "W015")
+EAT_TEST_SPEAKERS: tuple[str, ...] = MEAD_TEST_SPEAKERS
 
 _ACTOR = re.compile(r"^[MW]\d{3}$")
 _LEVEL = re.compile(r"^level_(\d)$")
