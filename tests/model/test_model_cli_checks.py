@@ -70,11 +70,16 @@ def test_a_new_kind_extends_the_table(tmp_path, monkeypatch):
     release = tmp_path / "release"
     release.mkdir()
     (release / "unet.pth").write_bytes(b"x")
-    ck.register_kind(ck.CheckpointKind("release-folder", "an official release folder",
-                                       lambda p: (p / "unet.pth").is_file(), generator_folder=lambda p: p),
-                     first=True)
-    assert ck.identify_checkpoint(release).name == "release-folder"
+    assert ck.identify_checkpoint(release).name == "release-folder"  # built in: the official release folder
     assert ck.generator_checkpoint(release, command="sample") == release
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "sonic.pth").write_bytes(b"x")
+    ck.register_kind(ck.CheckpointKind("sonic-folder", "a Sonic release folder",
+                                       lambda p: (p / "sonic.pth").is_file(), generator_folder=lambda p: p),
+                     first=True)
+    assert ck.identify_checkpoint(other).name == "sonic-folder"
+    assert ck.generator_checkpoint(other, command="sample") == other
     with pytest.raises(ValueError, match="already registered"):
         ck.register_kind(ck.CheckpointKind("release-folder", "x", lambda p: False))
 
@@ -186,9 +191,14 @@ def test_train_without_priors_dir_fails_cleanly_before_any_model(tmp_path, manif
 
     _no_model(monkeypatch)
     out = tmp_path / "run"
-    assert main([f"data_root={manifest_only}", f"out_dir={out}", "svd=random:0"]) == 1
+    assert main([f"data_root={manifest_only}", f"out_dir={out}", "svd=random:0", "emotion_source=class-mean"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: weights 'dicetalk-priors'") and "set priors_dir" in err
+    assert "Traceback" not in err and not out.exists()
+    # the default (per-clip emotions) needs the embedder's output instead
+    assert main([f"data_root={manifest_only}", f"out_dir={out}", "svd=random:0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "embedder_dir" in err
     assert "Traceback" not in err and not out.exists()
 
 
@@ -210,7 +220,7 @@ def test_train_refuses_each_missing_input_without_a_folder(tmp_path, manifest_on
     write_random_priors(priors, 0)
     out = tmp_path / "run"
     argv = [f"data_root={manifest_only}", f"priors_dir={priors}", f"out_dir={out}", "svd=random:0",
-            override.format(tmp=tmp_path)]
+            "emotion_source=class-mean", "model=tiny", override.format(tmp=tmp_path)]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and not out.exists()
