@@ -61,6 +61,8 @@ class EvalConfig:
     sample_steps: int = 25
     max_clips: int | None = None
     frame_rate: str | None = None  # release | native; None: from the checkpoint's frame_stride
+    baseline: str | None = None  # static | shuffled-audio | shifted-audio (a baseline row from the test clips)
+    real: bool = False  # the ceiling row: the real test clips scored as a method
     workers: int = 0  # generation: 0 = in this process; N = a LocalCluster of N one-thread workers
     scheduler: str | None = None  # generation on the Dask cluster at this address (workers started elsewhere)
 
@@ -102,8 +104,16 @@ def build_score_parser() -> argparse.ArgumentParser:
                                                 "path without suffix)")
     src.add_argument("--checkpoint", type=Path, help="trained checkpoint (step folder or run folder): generate the "
                                                     "test split of --dataset from --processed first")
+    src.add_argument("--baseline", choices=("static", "shifted-audio", "shuffled-audio"),
+                     help="a baseline row built from the test clips of --processed: static (the first frame held "
+                          "still), shuffled-audio (each clip with another clip's audio), shifted-audio (audio 5 frames "
+                          "late); never marked")
+    src.add_argument("--real", action="store_true",
+                     help="the ceiling row: the real test clips of --processed scored as a method (per-video "
+                          "metrics against themselves; FID/KID/FVD between two disjoint halves of the split); "
+                          "never marked")
     p.add_argument("--processed", type=Path, help="preprocessing output (clips.parquet, videos/, ...) used with "
-                                                 "--checkpoint")
+                                                 "--checkpoint, --baseline and --real")
     p.add_argument("--reference", type=Path, help="folder of reference / ground-truth videos (with --checkpoint: "
                                                  "default the processed test clips)")
     p.add_argument("--metrics", required=True, help="comma-separated metric names "
@@ -333,6 +343,87 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
     return gen_dir, reference, record
 
 
+SET_METRICS = ("fid", "kid", "fvd")  # distribution metrics: the ceiling compares two disjoint halves of the split
+
+
+def _linked_reference(cfg: EvalConfig, out_dir: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """The ground-truth folder: ``--reference``, or the processed test clips linked under ``out/reference``."""
+    if cfg.reference is not None:
+        return Path(cfg.reference)
+    processed = Path(cfg.processed)
+    reference = out_dir / "reference" / cfg.dataset
+    for row in rows:
+        _link_or_copy(processed / row["video"], reference / f"{row['clip_id']}.mp4")
+    return reference
+
+
+def split_halves(clip_ids: Sequence[str], seed: int) -> tuple[list[str], list[str]]:
+    """Two disjoint halves of ``clip_ids`` (a seeded permutation; the first gets the extra clip when odd)."""
+    import numpy as np
+
+    ids = sorted(clip_ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    cut = (len(ids) + 1) // 2
+    return sorted(ids[i] for i in order[:cut]), sorted(ids[i] for i in order[cut:])
+
+
+def reference_row_videos(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """Videos of a ceiling (``--real``) or baseline (``--baseline``) row built from the processed test clips.
+
+    Returns (videos folder, reference folder, the provenance fields of the row: ``row_kind`` and its record)."""
+    from dicetalk_bench.baselines import build_baseline
+    from dicetalk_bench.model.split_generation import make_jobs
+
+    processed = Path(cfg.processed)
+    rows = _test_rows(processed, cfg.dataset)
+    if cfg.max_clips is not None:
+        rows = rows[: cfg.max_clips]
+    make_jobs(rows, cfg.dataset, "test")  # clip ids validated before they become paths
+    reference = _linked_reference(cfg, out_dir, rows)
+    if cfg.real:
+        return reference, reference, {"row_kind": "ceiling", "ceiling": {"n_test_clips": len(rows)}}
+    clips = {row["clip_id"]: processed / row["video"] for row in rows}
+    folder, record = build_baseline(cfg.baseline, clips, out_dir / "baselines" / cfg.dataset / cfg.baseline,
+                                    seed=cfg.seed)
+    if record["n_written"] + record["n_reused"] == 0:
+        raise EvaluateError(f"the {cfg.baseline} baseline could not be built for any of the {len(rows)} test clips "
+                            f"(e.g. {next(iter(record['failures'].items()))})")
+    return folder, reference, {"row_kind": "baseline", "baseline": record}
+
+
+def score_ceiling(cfg: EvalConfig, request: Any, row: dict[str, Any]) -> tuple[list[Any], list[str]]:
+    """Score the real test clips as a method: per-video metrics against themselves; FID/KID/FVD of one half of the
+    split against the other (:func:`split_halves`, seeded by ``cfg.seed``; recorded in ``row``)."""
+    from dicetalk_bench.metrics.__main__ import score_metrics
+    from dicetalk_bench.metrics.video_set import list_videos
+
+    names = list(cfg.metrics)
+    per_video = [n for n in names if n not in SET_METRICS]
+    set_names = [n for n in names if n in SET_METRICS]
+    results: list[Any] = []
+    failed: list[str] = []
+    if per_video:
+        r, f = score_metrics(per_video, request, keep_going=cfg.keep_going)
+        results += r
+        failed += f
+    if set_names:
+        videos = list_videos(request.videos)
+        half_a, half_b = split_halves(videos.clip_ids, cfg.seed)
+        halves = Path(cfg.out) / "ceiling_halves" / cfg.dataset
+        for name, ids in (("a", half_a), ("b", half_b)):
+            by_id = {e.clip_id: e.path for e in videos}
+            for cid in ids:
+                _link_or_copy(by_id[cid], halves / name / f"{cid}{by_id[cid].suffix}")
+        r, f = score_metrics(set_names, dataclasses.replace(request, videos=halves / "a", reference=halves / "b"),
+                             keep_going=cfg.keep_going)
+        results += r
+        failed += f
+        row["ceiling"] = {**row.get("ceiling", {}), "set_metrics": "one half of the test split against the other",
+                          "half_a": half_a, "half_b": half_b, "split_seed": cfg.seed}
+    order = {n: i for i, n in enumerate(names)}
+    return sorted(results, key=lambda r: order.get(r.key, len(order))), failed
+
+
 # ------------------------------------------------------------------------------------------------------- scoring
 def _config_from_args(args: argparse.Namespace, names: list[str]) -> EvalConfig:
     from dicetalk_bench.metrics.__main__ import default_cache_dir
@@ -348,7 +439,7 @@ def _config_from_args(args: argparse.Namespace, names: list[str]) -> EvalConfig:
         cache_dir=None if args.no_cache else str(args.cache_dir or default_cache_dir()),
         options={k: scalar(v) for k, v in args.option}, keep_going=args.keep_going,
         sample_steps=args.sample_steps, max_clips=args.max_clips, frame_rate=args.frame_rate,
-        workers=args.workers, scheduler=args.scheduler)
+        workers=args.workers, scheduler=args.scheduler, baseline=args.baseline, real=args.real)
 
 
 def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
@@ -363,7 +454,10 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
 
     out_dir = Path(cfg.out)
     cache_dir = None if cfg.cache_dir is None else Path(cfg.cache_dir)
-    planned = out_dir / "generated" / cfg.dataset / safe_file_stem(cfg.method)  # generate_test_split writes here
+    # where the videos will be (generate_test_split / reference_row_videos write them); until then the weights
+    # pre-flight sizes the face detector from the processed clips
+    planned = (out_dir / "generated" / cfg.dataset / safe_file_stem(cfg.method) if cfg.checkpoint is not None
+               else Path(cfg.processed) / "videos" if cfg.processed else None)
     request = ScoreRequest(videos=Path(cfg.videos) if cfg.videos else planned,
                            reference=None if cfg.reference is None else Path(cfg.reference),
                            weights=dict(cfg.weights), allow_unverified=cfg.allow_unverified, device=cfg.device,
@@ -383,17 +477,25 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
     check_options(list(cfg.metrics), request.options)
     check_weights(list(cfg.metrics), request)
     checkpoint_record = None
+    row = {"row_kind": "method"}
     if cfg.checkpoint is not None:
         videos, reference, checkpoint_record = generate_test_split(cfg, out_dir)
         request = dataclasses.replace(request, videos=videos, reference=reference)
+    elif cfg.baseline is not None or cfg.real:
+        videos, reference, row = reference_row_videos(cfg, out_dir)
+        request = dataclasses.replace(request, videos=videos, reference=reference)
     else:
         videos, reference = request.videos, request.reference
-    results, failed = score_metrics(list(cfg.metrics), request, keep_going=cfg.keep_going)
+    if cfg.real:
+        results, failed = score_ceiling(cfg, request, row)
+    else:
+        results, failed = score_metrics(list(cfg.metrics), request, keep_going=cfg.keep_going)
     provenance = build_provenance(method=cfg.method, dataset=cfg.dataset, seed=cfg.seed, argv=argv,
                                   config_hash=config_hash(cfg), results=results, checkpoint=checkpoint_record,
                                   videos_sha256=list_videos(videos).manifest_hash(),
                                   extra={"config_file": f"{stem}.config.yaml",
                                          "reference": None if reference is None else str(reference)})
+    provenance = {**provenance, **row}
     save_config(cfg, results_dir, name=f"{stem}.config.yaml")
     write_run(results, path, method=cfg.method, dataset=cfg.dataset, provenance=provenance,
               reference_store=results_root / "reference_features")
@@ -413,14 +515,16 @@ def _cmd_score(argv: list[str]) -> int:
         parser.error(str(exc))
     if not args.method.strip():
         parser.error("--method must not be empty")
-    if args.checkpoint is not None:
+    source = "--checkpoint" if args.checkpoint is not None else (
+        "--baseline" if args.baseline else ("--real" if args.real else None))
+    if source is not None:
         if args.processed is None:
-            parser.error("--checkpoint needs --processed DIR (the preprocessing output holding the test split)")
+            parser.error(f"{source} needs --processed DIR (the preprocessing output holding the test split)")
         if not args.processed.is_dir():
             parser.error(f"--processed {args.processed}: not a folder")
     else:
         if args.processed is not None:
-            parser.error("--processed is only used with --checkpoint")
+            parser.error("--processed is only used with --checkpoint, --baseline or --real")
         if not args.videos.is_dir():
             parser.error(f"--videos {args.videos}: not a folder")
         for n in names:

@@ -86,6 +86,11 @@ class Cell:
     note: str | None = None  # why the cell has no mark, when it has a value but none
 
 
+#: Row kinds (``provenance["row_kind"]``): a method under test, the ceiling (real videos scored as a method), or a
+#: baseline built from the test clips. Only method rows take best/second marks.
+ROW_KINDS: tuple[str, ...] = ("method", "ceiling", "baseline")
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
     method: str
@@ -94,6 +99,15 @@ class Row:
     source: str  # results file the row comes from
     cells: Mapping[str, Cell]
     calibration: RowCalibration = RowCalibration()
+    kind: str = "method"  # one of ROW_KINDS
+
+
+def row_kind(provenance: Mapping[str, Any]) -> str:
+    """The kind of a results file's row (``provenance["row_kind"]``; files without one are method rows)."""
+    kind = str(provenance.get("row_kind") or "method")
+    if kind not in ROW_KINDS:
+        raise LeaderboardError(f"row kind {kind!r} is not one of {ROW_KINDS}")
+    return kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,16 +239,19 @@ def build_tables(runs: Sequence[Run], boot: BootstrapConfig = BootstrapConfig(),
         calibration = [row_calibration(run.results.values(), run.provenance) for run in group]
         generator_ok = [not generator_problems(run.provenance)[0] for run in group]
         cells = [{c.key: cell_for(run.results.get(c.key), boot) for c in columns} for run in group]
+        kinds = [row_kind(run.provenance) for run in group]
         groups: dict[str, tuple[Group, ...]] = {}
         for c in columns:
-            col = mark_column(c.key, [run.results.get(c.key) for run in group], c.higher_is_better, marking)
+            # only method rows are ranked; ceiling and baseline rows are shown for reference
+            ranked = [run.results.get(c.key) if kind == "method" else None for run, kind in zip(group, kinds)]
+            col = mark_column(c.key, ranked, c.higher_is_better, marking)
             groups[c.key] = col.groups
             several = len(col.groups) > 1
             for row, gen_ok, mark, label, note in zip(cells, generator_ok, col.marks, col.group_of, col.notes):
                 # a cell is calibrated when its metric's extractors and the generator (if recorded) are
                 row[c.key] = dataclasses.replace(row[c.key], mark=mark, group=label if several else None, note=note,
                                                  calibrated=row[c.key].calibrated and gen_ok)
-        rows = tuple(Row(run.method, cal.calibrated, run.provenance, str(run.path), cell_row, cal)
-                     for run, cal, cell_row in zip(group, calibration, cells))
+        rows = tuple(Row(run.method, cal.calibrated, run.provenance, str(run.path), cell_row, cal, kind)
+                     for run, cal, cell_row, kind in zip(group, calibration, cells, kinds))
         tables.append(Table(dataset, columns, rows, _glossary(columns, group), groups, marking))
     return tables

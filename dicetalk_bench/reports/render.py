@@ -28,6 +28,8 @@ UNCALIBRATED_NOTE = "uncalibrated weights: not comparable to papers"
 PINNED_NOTE = "pinned by user"
 CI_METHOD_NAMES = {"percentile-bootstrap-mean-over-videos": "percentile bootstrap of the mean over videos",
                    "bias-centred-bootstrap-over-videos": "bias-centred bootstrap over videos (docs/metrics.md)"}
+KIND_NOTES = {"ceiling": "the real test videos scored as a method: what a perfect method would reach (never marked)",
+              "baseline": "a trivial method built from the test clips: what a method must beat (never marked)"}
 LICENCE_NOTE = ("DICE-Talk and Sonic model weights are licensed CC BY-NC-SA 4.0 (non-commercial, share-alike); "
                 "MEAD may be used for non-commercial research only, under its licence terms; HDTF clips come from "
                 "YouTube videos under their owners' terms. Scores computed with uncalibrated (random or unverified) "
@@ -116,7 +118,7 @@ def tables_to_dict(tables: Sequence[Table], boot: BootstrapConfig) -> dict[str, 
             "dataset": t.dataset,
             "columns": [{"key": c.key, "higher_is_better": c.higher_is_better, "description": c.description}
                         for c in t.columns],
-            "rows": [{"method": r.method, "calibrated": r.calibrated, "source": r.source,
+            "rows": [{"method": r.method, "kind": r.kind, "calibrated": r.calibrated, "source": r.source,
                       "calibration": {"label": r.calibration.label(), "problems": list(r.calibration.problems),
                                       "pinned_by_user": list(r.calibration.pinned_by_user)},
                       "provenance": dict(r.provenance),
@@ -260,6 +262,9 @@ border:1px solid #a8c0f0;border-radius:3px;font-size:.72rem;font-weight:400}
 .uncal{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:#fde2e1;color:#9b1c1c;
 border:1px solid #f5a3a0;border-radius:3px;font-size:.72rem;font-weight:400}
 tr.uncalibrated td{background:#fffafa}
+tr.kind-ceiling td,tr.kind-baseline td{font-style:italic;color:#444}
+.kind{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:#e8eef8;color:#1c3d6e;border-radius:3px;
+font-size:.75rem;font-style:normal}
 .prov th,.gloss th{text-align:left}
 .prov td,.gloss td{text-align:left;font-family:ui-monospace,monospace;font-size:.78rem}
 pre{margin:0;white-space:pre-wrap;max-width:60rem}
@@ -329,8 +334,11 @@ def _table_html(t: Table) -> str:
                 f'<span class="pinned" title="{esc(r.calibration.label())}">{esc(PINNED_NOTE)}</span>')
         else:
             badge = f'<span class="uncal" title="{esc(r.calibration.label())}">{esc(UNCALIBRATED_NOTE)}</span>'
-        row_cls = "" if r.calibrated else ' class="uncalibrated"'
-        out.append(f'<tr{row_cls}><td class="name" data-sort="{esc(r.method)}">{esc(r.method)}{badge}</td>')
+        classes = [f"kind-{r.kind}"] + ([] if r.calibrated else ["uncalibrated"])
+        kind = "" if r.kind == "method" else (
+            f'<span class="kind" title="{esc(KIND_NOTES[r.kind])}">{esc(r.kind)}</span>')
+        out.append(f'<tr class="{" ".join(classes)}" data-kind="{esc(r.kind)}"><td class="name" '
+                   f'data-sort="{esc(r.method)}">{esc(r.method)}{kind}{badge}</td>')
         out += [_cell_html(r.cells[c.key]) for c in t.columns]
         out.append("</tr>")
     out.append("</tbody></table>")

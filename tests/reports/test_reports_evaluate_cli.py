@@ -181,7 +181,8 @@ def _processed(root: Path) -> Path:
         # smooth moving gradients: survive the H.264 re-encode of the generated copy almost unchanged
         frames = np.stack([np.stack([(xx * 2 + t * 3 + 40 * i) % 256, (yy * 3) % 256, np.full_like(xx, 90 + t)], -1)
                            for t in range(8)]).astype(np.uint8)
-        write_video(root / "videos" / f"{cid}.mp4", frames, 25.0, crf=0)
+        audio = (0.2 * np.sin(np.arange(8 * 640) * (0.05 + 0.01 * i))).astype(np.float32)
+        write_video(root / "videos" / f"{cid}.mp4", frames, 25.0, crf=0, audio=audio, audio_rate=16000)
         for kind in ("faces", "audio"):  # the stand-in sampler reads neither; their hashes key the generated clips
             (root / kind / f"{cid}.parquet").parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(pa.table({"frame": list(range(8))}), root / kind / f"{cid}.parquet")
@@ -410,3 +411,60 @@ def test_clip_ids_that_are_not_safe_paths_are_refused(tmp_path, monkeypatch, cap
                         "--dataset", "mead", "--out", str(tmp_path / "o")])
     assert rc == 1 and "cannot be used as a file path" in capsys.readouterr().err
     assert not (tmp_path / "escape.mp4").exists() and not list(tmp_path.rglob("escape*"))
+
+
+# ---------------------------------------------------------------------------------------------- reference rows
+def _rows_json(out: Path) -> dict:
+    doc = json.loads((out / "leaderboard" / "results.json").read_text())
+    return {r["method"]: r for r in doc["datasets"][0]["rows"]}
+
+
+def test_ceiling_and_baseline_rows_are_typed_and_never_marked(tmp_path):
+    proc = _processed(tmp_path / "p")
+    out = tmp_path / "o"
+    common = ["--processed", str(proc), "--metrics", "psnr,ssim", "--dataset", "mead", "--out", str(out),
+              "--no-cache"]
+    assert evaluate.main(["--real", "--method", "real video", *common]) == 0
+    assert evaluate.main(["--baseline", "static", "--method", "static frame", *common]) == 0
+    reference = out / "reference" / "mead"
+    # two method rows scored on the same clips: the real videos under another name, and the static baseline's videos
+    for method, folder in (("copy", reference), ("still", out / "baselines" / "mead" / "static")):
+        assert evaluate.main(["--videos", str(folder), "--reference", str(reference), "--metrics", "psnr,ssim",
+                              "--method", method, "--dataset", "mead", "--out", str(out), "--no-cache",
+                              "--leaderboard"]) == 0
+    rows = _rows_json(out)
+    assert rows["real video"]["kind"] == "ceiling" and rows["static frame"]["kind"] == "baseline"
+    assert rows["copy"]["kind"] == rows["still"]["kind"] == "method"
+    # the ceiling has the best PSNR (100 dB, the cap) but only method rows are ranked
+    assert rows["real video"]["metrics"]["psnr"]["value"] == 100.0
+    assert rows["real video"]["metrics"]["psnr"]["mark"] is None and rows["static frame"]["metrics"]["psnr"]["mark"] is None
+    assert rows["copy"]["metrics"]["psnr"]["mark"] == "best" and rows["still"]["metrics"]["psnr"]["mark"] == "second"
+    static = read_run(out / "results" / "mead" / "static_frame.json")
+    assert static.provenance["row_kind"] == "baseline" and static.provenance["baseline"]["kind"] == "static"
+    assert static.results["psnr"].value < 100.0
+    page = (out / "leaderboard" / "index.html").read_text()
+    assert 'data-kind="ceiling"' in page and 'data-kind="baseline"' in page
+
+
+def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path):
+    from dicetalk_bench import weights
+
+    inception = weights.make_random("inception-fid", tmp_path / "w", seed=0)
+    proc = _processed(tmp_path / "p")
+    out = tmp_path / "o"
+    assert evaluate.main(["--real", "--processed", str(proc), "--metrics", "psnr,fid", "--method", "real",
+                          "--dataset", "mead", "--out", str(out), "--no-cache", "--force-small-set",
+                          "--allow-unverified", "--weights", f"inception-fid={inception}"]) == 0
+    run = read_run(out / "results" / "mead" / "real.json")
+    ceiling = run.provenance["ceiling"]
+    ids = {"mead/M003/front/happy/level_1/000", "mead/M003/front/happy/level_1/001"}
+    assert set(ceiling["half_a"]) | set(ceiling["half_b"]) == ids and not set(ceiling["half_a"]) & set(ceiling["half_b"])
+    assert run.results["psnr"].value == 100.0 and run.results["fid"].value is not None and run.results["fid"].value > 0
+    assert run.results["fid"].n_videos == len(ceiling["half_a"])
+
+
+def test_split_halves_is_seeded_disjoint_and_complete():
+    ids = [f"c{i}" for i in range(9)]
+    a, b = evaluate.split_halves(ids, 4)
+    assert (a, b) == evaluate.split_halves(list(reversed(ids)), 4) and len(a) == 5 and len(b) == 4
+    assert sorted(a + b) == sorted(ids) and evaluate.split_halves(ids, 5) != (a, b)
