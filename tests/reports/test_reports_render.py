@@ -70,7 +70,7 @@ def test_html_marks_best_and_second_by_direction_and_shows_arrows(board):
 def test_html_tabs_provenance_glossary_and_footer(board):
     page = board[1]["html"].read_text()
     assert page.count('<section class="dataset"') == 2 and ">HDTF</button>" in page and ">MEAD</button>" in page
-    assert UNCALIBRATED_NOTE in page and 'class="uncalibrated"' in page
+    assert UNCALIBRATED_NOTE in page and 'class="kind-method uncalibrated"' in page
     assert esc(LICENCE_NOTE) in page and "CC BY-NC-SA 4.0" in LICENCE_NOTE and "MEAD" in LICENCE_NOTE
     assert "Metric glossary" in page and "protocol of fid" in page
     assert "fefefefefefe" in page and "c0ffeec0ffee" in page and "2026-01-02T03:04:05Z" in page  # provenance
