@@ -175,6 +175,10 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-failure-excess", type=_fraction, default=0.01,
                    help="best/second marks go only to rows whose failure rate is at most the lowest compared row's "
                         "+ this (0.01 = one percentage point); recorded on the page")
+    p.add_argument("--published", type=Path, action="append", default=[], metavar="FILE",
+                   help="published-rows YAML file (docs/evaluation.md) shown greyed under each table; the rows "
+                        "dicetalk_bench ships are always included unless --no-published")
+    p.add_argument("--no-published", action="store_true", help="leave out the shipped published rows")
     p.add_argument("--title", default="dicetalk_bench leaderboard")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -188,7 +192,8 @@ def _setup_logging(verbose: bool) -> None:
 # ------------------------------------------------------------------------------------------------------- leaderboard
 def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, set_resamples: int = 100,
                     level: float = 0.95, seed: int = 0, title: str = "dicetalk_bench leaderboard",
-                    max_failure_excess: float = 0.01, recompute_intervals: bool = False) -> dict[str, Path]:
+                    max_failure_excess: float = 0.01, recompute_intervals: bool = False,
+                    published: Sequence[Path] = (), shipped_published: bool = True) -> dict[str, Path]:
     """Read every results file under ``results_dir`` and write the leaderboard files into ``out_dir``.
 
     Cells show the intervals stored in the results; ``recompute_intervals`` recomputes them at these settings
@@ -201,7 +206,10 @@ def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, 
                            recompute=recompute_intervals)
     marking = MarkingConfig(max_failure_excess=max_failure_excess)
     runs = find_runs(results_dir, load_features=recompute_intervals and set_resamples > 0)
-    paths = write_leaderboard(build_tables(runs, boot, marking), out_dir, boot, title=title)
+    from dicetalk_bench.reports.published import load_published
+
+    rows = (load_published() if shipped_published else []) + (load_published(list(published)) if published else [])
+    paths = write_leaderboard(build_tables(runs, boot, marking), out_dir, boot, title=title, published=rows)
     logger.info("leaderboard of %d results files written to %s", len(runs), paths["html"])
     return paths
 
@@ -211,14 +219,16 @@ def _cmd_leaderboard(argv: list[str]) -> int:
     _setup_logging(args.verbose)
     from dicetalk_bench.metrics.result import ResultFormatError
     from dicetalk_bench.reports.leaderboard import LeaderboardError
+    from dicetalk_bench.reports.published import PublishedRowsError
 
     try:
         run_leaderboard(args.results, args.out, resamples=args.resamples, set_resamples=args.set_resamples,
                         level=args.level, seed=args.seed, title=args.title,
                         max_failure_excess=args.max_failure_excess,
-                        recompute_intervals=args.recompute_intervals)
-    except (FileNotFoundError, ResultFormatError, LeaderboardError) as exc:
-        logger.error("%s", exc)
+                        recompute_intervals=args.recompute_intervals, published=args.published,
+                        shipped_published=not args.no_published)
+    except (FileNotFoundError, ResultFormatError, LeaderboardError, PublishedRowsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # a set-up error, as every command reports one
         return 1
     return 0
 

@@ -263,6 +263,8 @@ border:1px solid #a8c0f0;border-radius:3px;font-size:.72rem;font-weight:400}
 border:1px solid #f5a3a0;border-radius:3px;font-size:.72rem;font-weight:400}
 tr.uncalibrated td{background:#fffafa}
 tr.kind-ceiling td,tr.kind-baseline td{font-style:italic;color:#444}
+table.published{margin-top:.6rem}table.published td,table.published th{color:#777;background:#f6f6f6}
+.unchecked{font-size:.7rem;color:#8a5a00;margin-left:.3rem}.pubonly{font-style:italic}
 .kind{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:#e8eef8;color:#1c3d6e;border-radius:3px;
 font-size:.75rem;font-style:normal}
 .prov th,.gloss th{text-align:left}
@@ -404,9 +406,46 @@ def _glossary_html(t: Table) -> str:
     return "".join(out)
 
 
+def _published_html(t: Table, published: Sequence[Any]) -> str:
+    """Published rows of ``t``'s dataset: greyed, never marked, the citation on hover; the table's columns first,
+    then the published-only ones (metrics dicetalk_bench does not compute)."""
+    from dicetalk_bench.reports.published import published_by_row
+
+    rows = published_by_row(published, t.dataset)
+    if not rows:
+        return ""
+    keys = [c.key for c in t.columns]
+    extra = sorted({m for vals in rows.values() for m, v in vals.items() if m not in keys})
+    arrows = {v.metric: ("\u2191" if v.higher_is_better else "\u2193") for vals in rows.values() for v in vals.values()}
+    arrows.update({c.key: c.arrow for c in t.columns})
+    head = "".join(f"<th>{esc(k.upper())} {esc(arrows.get(k, ''))}</th>" for k in keys) + "".join(
+        f'<th class="pubonly" title="reported by the source; not computed by dicetalk_bench">{esc(k.upper())} '
+        f"{esc(arrows.get(k, ''))}</th>" for k in extra)
+    out = ['<table class="published"><thead><tr><th class="name">Published (not reproduced here)</th>', head,
+           "</tr></thead><tbody>"]
+    for (_, method), vals in rows.items():
+        source = next(iter(vals.values())).source
+        kind = next(iter(vals.values())).kind
+        label = f' <span class="kind">{esc(kind)}</span>' if kind != "method" else ""
+        flag = "" if source.checked else ' <span class="unchecked" title="{}">unchecked</span>'.format(
+            esc(source.checked_note or "not checked against the paper"))
+        out.append(f'<tr class="published-row" data-kind="published" title="{esc(source.citation)}">'
+                   f'<td class="name">{esc(method)}{label} <small>arXiv:{esc(source.arxiv)}</small>{flag}</td>')
+        for k in keys + extra:
+            v = vals.get(k)
+            out.append("<td>\u2013</td>" if v is None else
+                       f'<td title="{esc(source.citation)}">{esc(fmt(v.value))}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table><p class=\"note\">Published numbers come from each source's own protocol (hover a "
+               "row for the citation and protocol note); they are never marked and not comparable to the rows above "
+               "unless the protocols match.</p>")
+    return "".join(out)
+
+
 def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str = "dicetalk_bench leaderboard",
-                   raw_links: dict[str, str] | None = None) -> str:
-    """The whole self-contained page."""
+                   raw_links: dict[str, str] | None = None, published: Sequence[Any] = ()) -> str:
+    """The whole self-contained page (``published``: :class:`~.published.PublishedValue` rows shown under each
+    dataset's table)."""
     raw_links = raw_links or {}
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     ids = [f"ds-{i}" for i in range(len(tables))]
@@ -416,6 +455,7 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
     for i, t in zip(ids, tables):
         sections.append(
             f'<section class="dataset" id="{esc(i)}"><h2>{esc(t.dataset.upper())}</h2>{_table_html(t)}{_groups_html(t)}'
+            f"{_published_html(t, published)}"
             f"<h2>Provenance</h2>{_provenance_html(t, raw_links)}"
             f"<h2>Metric glossary</h2>{_glossary_html(t)}</section>")
     excess = tables[0].marking.max_failure_excess if tables else 0.0
@@ -443,7 +483,7 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
 
 
 def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: BootstrapConfig, *,
-                      title: str = "dicetalk_bench leaderboard") -> dict[str, Path]:
+                      title: str = "dicetalk_bench leaderboard", published: Sequence[Any] = ()) -> dict[str, Path]:
     """Write index.html, results.json, results.csv, results.tex and raw/<dataset>/<file>.json copies of the runs'
     results files (so the folder is self-contained); returns the paths by name."""
     from dicetalk_bench.reports.runs import safe_file_stem
@@ -463,9 +503,13 @@ def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: Bootst
             raw_links[r.source] = rel
     paths = {"html": out / "index.html", "json": out / "results.json", "csv": out / "results.csv",
              "latex": out / "results.tex"}
-    atomic_write_bytes(paths["json"], (json.dumps(json_types(tables_to_dict(tables, boot)), indent=2, allow_nan=False)
-                                       + "\n").encode())
+    doc = tables_to_dict(tables, boot)
+    doc["published"] = [{"source": v.source.id, "arxiv": v.source.arxiv, "table": v.source.table,
+                         "checked": v.source.checked, "method": v.method, "dataset": v.dataset, "metric": v.metric,
+                         "value": v.value, "kind": v.kind, "computed_here": v.computed_here} for v in published]
+    atomic_write_bytes(paths["json"], (json.dumps(json_types(doc), indent=2, allow_nan=False) + "\n").encode())
     atomic_write_bytes(paths["csv"], tables_to_csv(tables).encode())
     atomic_write_bytes(paths["latex"], tables_to_latex(tables).encode())
-    atomic_write_bytes(paths["html"], tables_to_html(tables, boot, title=title, raw_links=raw_links).encode())
+    atomic_write_bytes(paths["html"], tables_to_html(tables, boot, title=title, raw_links=raw_links,
+                                                     published=published).encode())
     return paths

@@ -161,9 +161,9 @@ def test_missing_video_folder_and_metric_failure(clips, tmp_path, capsys):
     assert not (tmp_path / "o" / "results" / "mead" / "m.json").exists()
 
 
-def test_leaderboard_errors_name_the_folder(tmp_path, caplog):
+def test_leaderboard_errors_name_the_folder(tmp_path, capsys):
     assert evaluate.main(["leaderboard", "--results", str(tmp_path / "nope"), "--out", str(tmp_path / "lb")]) == 1
-    assert "nope does not exist" in caplog.text
+    assert "nope does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         evaluate.main(["leaderboard", "--results", str(tmp_path), "--out", str(tmp_path / "lb"), "--level", "2"])
 
@@ -468,3 +468,25 @@ def test_split_halves_is_seeded_disjoint_and_complete():
     a, b = evaluate.split_halves(ids, 4)
     assert (a, b) == evaluate.split_halves(list(reversed(ids)), 4) and len(a) == 5 and len(b) == 4
     assert sorted(a + b) == sorted(ids) and evaluate.split_halves(ids, 5) != (a, b)
+
+
+def test_published_rows_are_shown_greyed_with_their_citation_and_never_marked(clips, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _score(clips, out, "close", "close") == 0 and _score(clips, out, "far", "far") == 0
+    assert evaluate.main(["leaderboard", "--results", str(out / "results"), "--out", str(out / "lb")]) == 0
+    page = (out / "lb" / "index.html").read_text()
+    assert "Published (not reproduced here)" in page and "DICE-Talk" in page and "arXiv:2608.14700" in page
+    assert "from a secondary summary, not yet checked against the paper" in page and ">CPBD " in page
+    doc = json.loads((out / "lb" / "results.json").read_text())
+    dice = {(p["method"], p["metric"]): p["value"] for p in doc["published"]}
+    assert dice[("DICE-Talk", "emo-acc")] == 42.03 and dice[("Real video", "cpbd")] == 0.47
+    assert {r["method"] for r in doc["datasets"][0]["rows"]} == {"close", "far"}  # not ranked rows
+    assert evaluate.main(["leaderboard", "--results", str(out / "results"), "--out", str(out / "lb2"),
+                          "--no-published"]) == 0
+    assert "Published (not reproduced here)" not in (out / "lb2" / "index.html").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema: other\n")
+    capsys.readouterr()
+    assert evaluate.main(["leaderboard", "--results", str(out / "results"), "--out", str(out / "lb3"),
+                          "--published", str(bad)]) == 1
+    assert f"{bad}: not a dicetalk_bench.published_rows document" in capsys.readouterr().err
