@@ -20,6 +20,7 @@ PARSERS: dict[tuple[str, str | None], str] = {
     ("train", None): "dicetalk_bench.train:build_parser",
     ("train_embedder", None): "dicetalk_bench.train_embedder:build_parser",
     ("sample", None): "dicetalk_bench.sample:build_parser",
+    ("convert_release", None): "dicetalk_bench.convert_release:build_parser",
     ("evaluate", None): "dicetalk_bench.evaluate:build_score_parser",
     ("evaluate", "score"): "dicetalk_bench.evaluate:build_score_parser",
     ("evaluate", "leaderboard"): "dicetalk_bench.evaluate:build_leaderboard_parser",
