@@ -44,3 +44,18 @@ def breakdown_table(frame: pd.DataFrame) -> pd.DataFrame:
     g = frame.groupby(list(GROUP_COLUMNS), dropna=False)
     stats = pd.DataFrame({"mean": g["value"].mean(), "n_videos": g["value"].count(), "n_failed": g["failed"].sum()})
     return stats.unstack("level").sort_index(axis=0).sort_index(axis=1)
+
+
+def manifest_from_clip_ids(clip_ids) -> pd.DataFrame:
+    """``clip_id, emotion, level`` parsed from MEAD clip ids (``mead/{speaker}/{view}/{emotion}/level_{n}/...``;
+    :data:`dicetalk_bench.datasets.MEAD_CLIP_ID`); ids of another form are left out. For results whose clip ids are
+    the preprocessing's, this equals the manifest's columns (use :func:`dicetalk_bench.preprocessing.load_manifest`
+    where the manifest is at hand)."""
+    from dicetalk_bench.datasets import MEAD_CLIP_ID
+
+    rows = []
+    for cid in clip_ids:
+        m = MEAD_CLIP_ID.match(str(cid))
+        if m:
+            rows.append({"clip_id": str(cid), "emotion": m["emotion"], "level": int(m["level"])})
+    return pd.DataFrame(rows, columns=["clip_id", "emotion", "level"])

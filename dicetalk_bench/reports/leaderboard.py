@@ -100,6 +100,7 @@ class Row:
     cells: Mapping[str, Cell]
     calibration: RowCalibration = RowCalibration()
     kind: str = "method"  # one of ROW_KINDS
+    results: Mapping[str, MetricResult] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
 def row_kind(provenance: Mapping[str, Any]) -> str:
@@ -251,7 +252,8 @@ def build_tables(runs: Sequence[Run], boot: BootstrapConfig = BootstrapConfig(),
                 # a cell is calibrated when its metric's extractors and the generator (if recorded) are
                 row[c.key] = dataclasses.replace(row[c.key], mark=mark, group=label if several else None, note=note,
                                                  calibrated=row[c.key].calibrated and gen_ok)
-        rows = tuple(Row(run.method, cal.calibrated, run.provenance, str(run.path), cell_row, cal, kind)
+        rows = tuple(Row(run.method, cal.calibrated, run.provenance, str(run.path), cell_row, cal, kind,
+                         dict(run.results))
                      for run, cal, cell_row, kind in zip(group, calibration, cells, kinds))
         tables.append(Table(dataset, columns, rows, _glossary(columns, group), groups, marking))
     return tables

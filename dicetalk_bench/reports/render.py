@@ -263,6 +263,7 @@ border:1px solid #a8c0f0;border-radius:3px;font-size:.72rem;font-weight:400}
 border:1px solid #f5a3a0;border-radius:3px;font-size:.72rem;font-weight:400}
 tr.uncalibrated td{background:#fffafa}
 tr.kind-ceiling td,tr.kind-baseline td{font-style:italic;color:#444}
+table.breakdown{display:inline-table;margin:.3rem 1rem .3rem 0;font-size:.8rem}figure.confusion{display:inline-block;margin:.3rem 1rem 0 0}
 table.published{margin-top:.6rem}table.published td,table.published th{color:#777;background:#f6f6f6}
 .unchecked{font-size:.7rem;color:#8a5a00;margin-left:.3rem}.pubonly{font-style:italic}
 .kind{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:#e8eef8;color:#1c3d6e;border-radius:3px;
@@ -442,6 +443,67 @@ def _published_html(t: Table, published: Sequence[Any]) -> str:
     return "".join(out)
 
 
+def _breakdown_tables_html(r: Any) -> str:
+    """Emotion x level tables (mean over videos, n) of every per-video metric of a row whose clip ids name them."""
+    from dicetalk_bench.reports.breakdown import breakdown_table, manifest_from_clip_ids, per_video_frame
+
+    parts = []
+    for key, res in r.results.items():
+        if not res.per_video:
+            continue
+        manifest = manifest_from_clip_ids(set(res.per_video) | set(res.failures))
+        if manifest.empty:
+            continue
+        table = breakdown_table(per_video_frame(res.per_video, manifest, res.failures))
+        levels = sorted({lv for _, lv in table.columns if _ == "mean"})
+        head = "".join(f"<th>level {esc(lv)}</th>" for lv in levels)
+        body = []
+        for emotion in table.index:
+            cells = []
+            for lv in levels:
+                n = table.loc[emotion, ("n_videos", lv)]
+                mean = table.loc[emotion, ("mean", lv)]
+                failed = table.loc[emotion, ("n_failed", lv)]
+                if (n != n or n == 0) and (failed != failed or failed == 0):
+                    cells.append("<td>\u2013</td>")
+                    continue
+                fail = f' <span class="fail">{int(failed)} failed</span>' if failed == failed and failed else ""
+                cells.append(f'<td data-emotion="{esc(emotion)}" data-level="{esc(lv)}" data-n="{int(n)}">'
+                             f'{esc(fmt(None if mean != mean else float(mean)))} <span class="n">n={int(n)}</span>'
+                             f"{fail}</td>")
+            body.append(f"<tr><td>{esc(emotion)}</td>{''.join(cells)}</tr>")
+        parts.append(f'<table class="breakdown" data-metric="{esc(key)}"><caption>{esc(key.upper())}</caption>'
+                     f"<thead><tr><th>emotion</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    return "".join(parts)
+
+
+def _confusion_html(r: Any, ceiling: Any | None) -> str:
+    """The emotion classifier's confusion matrix of a row (counts, shaded by row share), the ceiling's beside it."""
+    from dicetalk_bench.reports.confusion import confusion_svg
+
+    out = []
+    for who, row in (("", r), (" (ceiling)", ceiling)):
+        res = None if row is None else row.results.get("emo-acc")
+        extra = {} if res is None else res.extra
+        if not extra.get("confusion") or not extra.get("labels_order"):
+            continue
+        out.append(f'<figure class="confusion">{confusion_svg(extra["confusion"], extra["labels_order"], title=f"{row.method}{who}: emotion classifier confusion")}'
+                   f"<figcaption>{esc(row.method)}{esc(who)}</figcaption></figure>")
+    return "".join(out) if len(out) and r.results.get("emo-acc") is not None else ""
+
+
+def _details_html(t: Table) -> str:
+    """Per method: the emotion x level breakdown and the confusion matrix, folded."""
+    ceiling = next((r for r in t.rows if r.kind == "ceiling" and "emo-acc" in r.results), None)
+    out = []
+    for r in t.rows:
+        inner = _breakdown_tables_html(r) + _confusion_html(r, None if r is ceiling else ceiling)
+        if inner:
+            out.append(f'<details class="perrow" data-method="{esc(r.method)}"><summary>{esc(r.method)}: per '
+                       f"emotion and level</summary>{inner}</details>")
+    return "<h2>Per emotion and level</h2>" + "".join(out) if out else ""
+
+
 def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str = "dicetalk_bench leaderboard",
                    raw_links: dict[str, str] | None = None, published: Sequence[Any] = ()) -> str:
     """The whole self-contained page (``published``: :class:`~.published.PublishedValue` rows shown under each
@@ -455,7 +517,7 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
     for i, t in zip(ids, tables):
         sections.append(
             f'<section class="dataset" id="{esc(i)}"><h2>{esc(t.dataset.upper())}</h2>{_table_html(t)}{_groups_html(t)}'
-            f"{_published_html(t, published)}"
+            f"{_published_html(t, published)}{_details_html(t)}"
             f"<h2>Provenance</h2>{_provenance_html(t, raw_links)}"
             f"<h2>Metric glossary</h2>{_glossary_html(t)}</section>")
     excess = tables[0].marking.max_failure_excess if tables else 0.0

@@ -156,3 +156,43 @@ def test_csv_file_neutralises_method_names_and_keeps_negative_numbers(write_resu
     rows = list(csv.DictReader(io.StringIO(write_leaderboard(tables, tmp_path / "b", BOOT)["csv"].read_text())))
     assert rows[0]["method"] == "'=cmd|' /C calc'!A0"
     assert rows[0]["zz-signed"] == "-1.5" and float(rows[0]["zz-signed_ci_low"]) < -1.5
+
+
+def test_page_breakdown_and_confusion_match_independent_counts(write_results, tmp_path):
+    import dataclasses
+    from collections import defaultdict
+
+    import numpy as np
+
+    from dicetalk_bench.reports.render import tables_to_html
+
+    rng = np.random.default_rng(0)
+    emotions = ["angry", "happy", "sad"]
+    ids = [f"mead/M003/front/{emotions[i % 3]}/level_{1 + i % 2}/{i:03d}" for i in range(18)]
+    psnr = {cid: float(rng.normal(30, 2)) for cid in ids}
+    write_results("m", "mead", [metric("psnr", float(np.mean(list(psnr.values()))), True, psnr)])
+    labels = ["angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised"]
+    conf = rng.integers(0, 4, (8, 8)).tolist()
+    emo = metric("emo-acc", 50.0, True, {ids[0]: 1.0, ids[1]: 0.0})
+    emo = dataclasses.replace(emo, extra={"confusion": conf, "labels_order": labels})
+    write_results("e", "mead", [emo])
+    write_results("real", "mead", [dataclasses.replace(emo, extra={"confusion": np.eye(8, dtype=int).tolist(),
+                                                                  "labels_order": labels})], row_kind="ceiling")
+    boot = BootstrapConfig(resamples=20, set_resamples=0)
+    page = tables_to_html(build_tables(find_runs(write_results.root), boot), boot)
+    sums, counts = defaultdict(float), defaultdict(int)
+    for cid, v in psnr.items():
+        e, lv = cid.split("/")[3], int(cid.split("/")[4][-1])
+        sums[(e, lv)] += v
+        counts[(e, lv)] += 1
+    section = page[page.index('data-method="m"'):]
+    section = section[:section.index("</details>")]
+    for (e, lv), n in counts.items():
+        cell = re.search(rf'data-emotion="{e}" data-level="{lv}" data-n="(\d+)">([^ ]+) ', section)
+        assert cell and int(cell[1]) == n and float(cell[2]) == pytest.approx(sums[(e, lv)] / n, abs=5e-3 * abs(sums[(e, lv)] / n))
+    emo_section = page[page.index('data-method="e"'):]
+    emo_section = emo_section[:emo_section.index("</details>")]
+    svgs = re.findall(r"<svg class=\"confusion\".*?</svg>", emo_section)
+    assert len(svgs) == 2  # the method's matrix and the ceiling's beside it
+    counts_back = [int(x) for x in re.findall(r'data-count="(\d+)"', svgs[0])]
+    assert len(counts_back) == 64 and counts_back == [c for row in conf for c in row]
