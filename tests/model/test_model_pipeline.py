@@ -211,8 +211,9 @@ def test_sample_cli_refuses_bad_inputs_before_loading_the_model(trained, tmp_pat
     from dicetalk_bench.sample import main
 
     _, folder = trained
-    monkeypatch.setattr(pipeline, "load_checkpoint_for_sampling",
-                        lambda *a, **k: pytest.fail("the model was loaded before the inputs were checked"))
+    for loader in ("load_checkpoint_for_sampling", "load_model"):
+        monkeypatch.setattr(pipeline, loader,
+                            lambda *a, **k: pytest.fail("the model was loaded before the inputs were checked"))
     Image.fromarray(np.full((64, 48, 3), 128, np.uint8)).save(tmp_path / "blank.png")
     media.write_audio(tmp_path / "long.wav", (0.3 * np.sin(np.linspace(0, 300, 16000))).astype(np.float32), 16000)
     media.write_audio(tmp_path / "short.wav", np.full(1279, 0.1, np.float32), 16000)  # 1 frame < 2 needed
