@@ -8,7 +8,8 @@ sidecar's key matches the key of this run, made from (see :func:`generation_key`
 - the sha256 of the clip's processed inputs (video, audio features, face track), its dataset, split and seed,
 
 and the video on disk still has the sha256 the sidecar recorded. A rerun after a kill therefore generates only what
-is missing, and the finished files are byte-identical to an uninterrupted run's (the seed is derived per clip id).
+is missing and leaves finished files untouched; every clip's frames equal an uninterrupted run's (the seed is derived
+per clip id; the sidecar records the sha256 of the frames, which the tests compare, beside the file's).
 
 Trouble, two kinds:
 
@@ -212,13 +213,19 @@ def _task_device(spec: SamplerSpec) -> SamplerSpec:
 
 # ------------------------------------------------------------------------------------------------ one clip
 def _write_clip(video: Path, frames: Any, audio: Any, record: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
     from dicetalk_bench import media
 
     # one x264 thread: the bytes must not depend on the machine's core count or load (reuse compares sha256)
     with media.VideoWriter(video, GENERATED_FPS, audio=audio, audio_rate=AUDIO_RATE if audio is not None else None,
                            threads=1) as writer:
         writer.write(frames)
-    record = {**record, "video_sha256": sha256_file(video)}
+    # the generated frames' own hash: what a rerun or another worker must reproduce (the mp4 bytes can vary with
+    # the encoder, which is why reuse also checks the file's own sha256)
+    arr = np.ascontiguousarray(frames)
+    record = {**record, "video_sha256": sha256_file(video), "frames_sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
+              "frames_shape": list(arr.shape)}
     with atomic_path(sidecar_path(video)) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return record

@@ -134,15 +134,17 @@ def test_release_folder_and_its_conversion_sample_the_same_frames(release, svd_d
 
     frames = _record_frames(monkeypatch)
     common = _sample_inputs(tmp_path)
+    # native frame rate: this compares the loading of the two forms (release mode adds RIFE, tested elsewhere)
     assert main(["--checkpoint", str(release), "--svd", str(svd_dir), "--whisper", "random:0", "--allow-unverified",
-                 *common, "--out", str(tmp_path / "release.mp4")]) == 0
+                 "--frame-rate", "native", *common, "--out", str(tmp_path / "release.mp4")]) == 0
     converted = tmp_path / "converted"
     assert convert_release.main([str(release), str(converted), "--svd", str(svd_dir), "--whisper", "random:0",
                                  "--allow-unverified"]) == 0
     state = json.loads((converted / "state.json").read_text())
     assert state["kind"] == "converted-release" and state["config"]["frame_stride"] == 2
     assert state["release"]["label"] == LABEL_UNPINNED and checkpoint_kind(converted) == "checkpoint"
-    assert main(["--checkpoint", str(converted), *common, "--out", str(tmp_path / "converted.mp4")]) == 0
+    assert main(["--checkpoint", str(converted), "--frame-rate", "native", *common,
+                 "--out", str(tmp_path / "converted.mp4")]) == 0
     assert len(frames) == 2 and frames[0].shape == (25, 3, 32, 32) and frames[0].std() > 0.01
     assert torch.equal(frames[0], frames[1])
     for name in ("release", "converted"):
@@ -167,11 +169,12 @@ def test_evaluate_scores_a_release_folder_like_its_conversion(release, svd_dir, 
         out = tmp_path / name
         rc = evaluate.main(["--checkpoint", str(ck), "--processed", str(processed), "--metrics", "psnr", "--method",
                             name, "--dataset", "mead", "--out", str(out), "--sample-steps", "2", "--weights",
-                            f"svd-xt={svd_dir}", "--weights", "whisper-tiny=random:0", "--allow-unverified"])
+                            f"svd-xt={svd_dir}", "--weights", "whisper-tiny=random:0", "--allow-unverified",
+                            "--frame-rate", "native"])
         assert rc == 0
         prov = read_run(out / "results" / "mead" / f"{name}.json").provenance["checkpoint"]
         assert prov["n_generated"] == 1 and prov["frame_stride"] == 2
-        assert prov["weights"]["label"] == LABEL_UNPINNED
+        assert prov["label"] == LABEL_UNPINNED and prov["release"]["label"] == LABEL_UNPINNED
         assert prov["kind"] == ("release" if name == "release" else "converted-release")
         video = next((out / "generated" / "mead" / name).rglob("*.mp4"))
         assert media.read_video(video).frames.shape == (30, 32, 32, 3)

@@ -22,7 +22,7 @@ from dicetalk_bench.model.train_loop import TrainConfig, train
 
 
 CLIPS = tuple((f"mead/M003/front/{e}/level_1/00{i}", e, 1) for i, e in enumerate(("happy", "sad", "angry", "fear")))
-SETTINGS = (("shift", 7), ("steps", 2), ("window", 25))
+SETTINGS = (("frame_rate", "native"), ("shift", 7), ("steps", 2), ("window", 25))
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +40,27 @@ def split(tmp_path_factory, priors_dir, svd_dir, preprocessed_writer):
 
 
 def _hashes(folder: Path) -> dict[str, str]:
+    """clip -> sha256 of the generated frames (recorded in each sidecar when the clip was written)."""
+    return {str(p.relative_to(folder)): json.loads(p.read_text())["frames_sha256"]
+            for p in sorted(folder.rglob("*.mp4.json"))}
+
+
+def _file_hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*.mp4"))}
 
 
 @pytest.fixture(scope="module")
 def serial_run(split, tmp_path_factory):
+    import torch
+
     _, spec, jobs = split
     out = tmp_path_factory.mktemp("serial")
-    summary = sg.generate_split(jobs, spec, out, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # equal thread counts: Dask workers and the killed run use one thread too
+    try:
+        summary = sg.generate_split(jobs, spec, out, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return out, summary
 
 
@@ -67,7 +80,7 @@ def test_unchanged_rerun_regenerates_nothing_and_changes_regenerate(serial_run, 
     again = sg.generate_split(jobs, spec, out, progress=False)
     assert len(again.reused) == len(CLIPS) and not again.generated
     # other sampling settings or another checkpoint: everything again
-    other = dataclasses.replace(spec, settings=(("shift", 7), ("steps", 3), ("window", 25)))
+    other = dataclasses.replace(spec, settings=(("frame_rate", "native"), ("shift", 7), ("steps", 3), ("window", 25)))
     assert sg.generation_key(other, jobs[0], {"x": "1"})[0] != sg.generation_key(spec, jobs[0], {"x": "1"})[0]
     other_ckpt = dataclasses.replace(spec, checkpoint_sha256="d" * 64)
     assert sg.generation_key(other_ckpt, jobs[0], {"x": "1"})[0] != sg.generation_key(spec, jobs[0], {"x": "1"})[0]
@@ -117,9 +130,11 @@ def test_kill_and_rerun_keeps_finished_clips(serial_run, split, tmp_path):
         proc.wait()
     done_before = len(list(target.rglob("*.mp4.json")))
     assert 1 <= done_before < len(CLIPS)
+    finished = {k: v for k, v in _file_hashes(target).items() if (target / (k + ".json")).is_file()}
     rerun = sg.generate_split(jobs, spec, target, progress=False)
     assert len(rerun.reused) == done_before and len(rerun.generated) == len(CLIPS) - done_before
-    assert _hashes(target) == _hashes(out)
+    assert _hashes(target) == _hashes(out)  # the same frames as an uninterrupted run
+    assert {k: v for k, v in _file_hashes(target).items() if k in finished} == finished  # finished files untouched
     assert not [p for p in target.rglob("*") if p.name.endswith(".tmp.mp4") or ".tmp" in p.name]
 
 
