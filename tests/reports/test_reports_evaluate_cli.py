@@ -270,9 +270,9 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
     """Wiring of --checkpoint with a stand-in for the model's generate() that returns the ground truth (the real
     generate() is tested by the model tests): only test clips are generated, with the checkpoint given, and the
     generated clips are scored against the linked ground truth (identical frames: PSNR very high)."""
-    calls = []
+    calls, loads = [], []
     ck = _checkpoint(tmp_path)
-    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, calls))
+    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: loads.append(spec) or GroundTruthSampler(spec, calls))
     proc = _processed(tmp_path / "p")
     out = tmp_path / "o"
     rc = evaluate.main(["--checkpoint", str(ck.parent.parent), "--processed", str(proc), "--metrics", "psnr",
@@ -288,7 +288,7 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
     prov = run.provenance["checkpoint"]
     assert prov["sha256"] == tree_sha256(ck) and prov["n_generated"] == 2 and prov["generation_failures"] == {}
     assert prov["frame_stride"] == 2 and prov["label"] == "trained checkpoint"
-    assert prov["n_reused"] == 0 and prov["sampler_loads"] == 1
+    assert prov["n_reused"] == 0 and len(loads) == 1  # the model is loaded once for the whole split
     # an unchanged rerun reuses every clip (nothing generated again) and scores the same
     calls.clear()
     assert evaluate.main(["--checkpoint", str(ck.parent.parent), "--processed", str(proc), "--metrics", "psnr",
