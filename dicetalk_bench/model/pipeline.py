@@ -13,7 +13,8 @@ Steps, as the DICE-Talk release samples (``dice_talk.py``, ``src/pipelines/pipel
 4. Start from ``scaled reference latent + sigma_max * noise`` (the release's ``add_noise`` at t_max).
 5. At each Euler step denoise the N + 25 frames as 25-frame windows placed by the release's shift rule
    (:func:`~.sampling.release_windows`); each window evaluates its three guidance branches (uncond / image-only /
-   full) in one batched network call, combined by :func:`~.sampling.three_branch_guidance`.
+   full), combined by :func:`~.sampling.three_branch_guidance`. ``window_batch`` windows share one network call
+   (batch 3 x window_batch; the release runs one window per call): :mod:`.window_batch` picks the default.
 6. Decode ``decode_chunk`` frames at a time, drop the pad frames, interpolate (release mode).
 
 :func:`generate_frames` returns exactly one frame per 25-fps audio frame T in both modes. Release mode generates
@@ -37,8 +38,9 @@ from .config import get_model_config
 from .dataset import whisper_windows
 from .network import DiceTalkNetwork
 from .release_image import face_mask_image, soft_face_mask
-from .sampling import (edm_v_preconditioning, karras_sigmas, sample_euler, seed_from_id, shifted_window_denoiser,
-                       three_branch_guidance)
+from .sampling import (batched_window_denoiser, edm_v_preconditioning, karras_sigmas, release_windows, sample_euler,
+                       seed_from_id, three_branch_guidance)
+from .window_batch import measure_window_bytes, resolve_window_batch
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class SampleConfig:
     dtype: str = "fp32"  # network precision: fp32 | bf16 | fp16 (release: fp16; CUDA only)
     rife: str | None = None  # RIFE flownet.pkl (or its folder); None: the weights registry's places
     allow_unverified: bool = False  # accept RIFE weights without a pinned sha256
+    window_batch: int | None = None  # windows per network call; None: from free CUDA memory, or 4 on the CPU
 
 
 @dataclass
@@ -77,6 +80,7 @@ class LoadedModel:
     rife: torch.nn.Module | None = None  # RIFE IFNet, needed in release mode
     frame_stride: int = 1  # 25-fps frames per generated frame the weights were trained on (release: 2)
     provenance: dict = field(default_factory=dict)  # kind, label, frame_stride, file hashes (results record it)
+    window_bytes: dict = field(default_factory=dict)  # measured CUDA peak of one window's call, per window shape
 
 
 def _checkpoint_provenance(folder: Path, state: dict) -> dict:
@@ -218,6 +222,17 @@ def _mask_tensor(face: np.ndarray, height: int, width: int) -> np.ndarray:
     return face
 
 
+def _window_bytes(model: LoadedModel, windows_denoise, x: torch.Tensor, sigma: torch.Tensor,
+                  frames: torch.Tensor) -> int:
+    """Peak CUDA memory of one window's network call, measured once per model and latent window shape."""
+    key = (tuple(x.shape[2:]), len(frames), str(next(model.net.parameters()).dtype))
+    if key not in model.window_bytes:
+        idx = frames.to(x.device)[None]
+        model.window_bytes[key] = measure_window_bytes(lambda: windows_denoise(x[:, idx].transpose(0, 1), sigma, idx),
+                                                       x.device)
+    return model.window_bytes[key]
+
+
 @torch.no_grad()
 def generate_frames(model: LoadedModel, reference: torch.Tensor, whisper_states: np.ndarray, prior: np.ndarray,
                     face: np.ndarray, cfg: SampleConfig = SampleConfig(), seed: int = 0,
@@ -252,34 +267,39 @@ def generate_frames(model: LoadedModel, reference: torch.Tensor, whisper_states:
     prior_t = torch.cat([prior_row.expand(n, -1), prior_row.new_zeros(cfg.pad_frames, prior_row.shape[1])])
     prior_t = prior_t.to(dev, dtype)[None]  # pad frames: the null (all-zero) prior in every branch
     h_px, w_px = reference.shape[-2:]
-    mask2d = torch.from_numpy(_mask_tensor(face, h_px, w_px)).to(dev, dtype)
-    mask = mask2d.expand(1, total, 3, h_px, w_px)  # 3 channels like the release's RGB mask image
+    mask2d = torch.from_numpy(_mask_tensor(face, h_px, w_px)).to(dev, dtype)  # as 3 channels: the release's RGB mask
     ref = reference.to(dev)[None]
     ref_latent = enc.encode_latents(ref).float()  # (1, 4, h, w) posterior mode
     clip_tokens = enc.clip_embed(ref).to(dtype)
     h, w = ref_latent.shape[-2:]
-    time_ids_t = torch.tensor([time_ids] * 3, device=dev, dtype=dtype)
-    # branches (uncond, image-only, full) batched on dim 0
+    time_ids_t = torch.tensor([time_ids], device=dev, dtype=dtype)
+    # per window, the branches (uncond, image-only, full) side by side on dim 0: rows 3k, 3k + 1, 3k + 2
     ref_in = torch.stack([torch.zeros_like(ref_latent[0]), ref_latent[0], ref_latent[0]]).to(dtype)
     clip_in = torch.cat([torch.zeros_like(clip_tokens), clip_tokens, clip_tokens])
     drop = torch.tensor([True, True, False], device=dev)
 
-    def window_denoise(x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    def windows_denoise(xs: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """xs (K, 1, window, 4, h, w) latents of K windows, frames (K, window) -> denoised (K, 1, window, 4, h, w)."""
         c_skip, c_out, c_in, c_noise = edm_v_preconditioning(sigma.float())
-        f = x.shape[1]
-        noisy = (c_in * x).to(dtype).expand(3, -1, -1, -1, -1)
-        sample = torch.cat([noisy, ref_in[:, None].expand(-1, f, -1, -1, -1)], dim=2)
-        out = net(sample, c_noise.reshape(1).to(dtype), clip_in, time_ids_t, whisper[:, frames].expand(3, -1, -1, -1, -1),
-                  prior_t[:, frames].expand(3, -1, -1), mask[:, frames].expand(3, -1, -1, -1, -1),
-                  drop_conditions=drop, retrieval=cfg.retrieval).unet.sample.float()
-        guided = three_branch_guidance(out[0:1], out[1:2], out[2:3], cfg.image_scale, cfg.condition_scale)
-        return c_skip * x + c_out * guided
+        k, f = frames.shape
+        noisy = (c_in * xs[:, 0]).to(dtype).repeat_interleave(3, dim=0)  # (3K, f, 4, h, w)
+        sample = torch.cat([noisy, ref_in.repeat(k, 1, 1, 1)[:, None].expand(-1, f, -1, -1, -1)], dim=2)
+        out = net(sample, c_noise.reshape(1).to(dtype), clip_in.repeat(k, 1, 1), time_ids_t.expand(3 * k, -1),
+                  whisper[0, frames].repeat_interleave(3, dim=0), prior_t[0, frames].repeat_interleave(3, dim=0),
+                  mask2d.expand(3 * k, f, 3, h_px, w_px), drop_conditions=drop.repeat(k),
+                  retrieval=cfg.retrieval).unet.sample.float()
+        out = out.reshape(k, 3, *out.shape[1:])
+        guided = three_branch_guidance(out[:, 0], out[:, 1], out[:, 2], cfg.image_scale, cfg.condition_scale)
+        return c_skip * xs + c_out * guided[:, None]
 
     sigmas = karras_sigmas(cfg.steps).float().to(dev)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     noise = torch.randn((1, total, 4, h, w), generator=gen).to(dev)
     x = ref_latent[:, None] * enc.scaling_factor + noise * sigmas[0]  # release: add_noise(ref latent, noise, t_max)
-    denoise = shifted_window_denoiser(window_denoise, sigmas, cfg.window, cfg.shift)
+    first = release_windows(total, cfg.window, 0, cfg.shift)
+    window_batch = resolve_window_batch(cfg.window_batch, dev, len(first),
+                                        lambda: _window_bytes(model, windows_denoise, x, sigmas[0], first[0]))
+    denoise = batched_window_denoiser(windows_denoise, sigmas, cfg.window, cfg.shift, window_batch)
     latents = sample_euler(denoise, x, sigmas)
     keep = min(total, math.ceil(n / cfg.decode_chunk) * cfg.decode_chunk)  # the release's chunks, pad dropped
     frames = enc.decode(latents[:, :keep], cfg.decode_chunk)[0, :n]

@@ -6,7 +6,9 @@
 - :func:`three_branch_guidance`: classifier-free guidance over uncond / image-only / full predictions;
 - :func:`release_windows` / :func:`fuse_windows`: time-aware position-shift fusion as the DICE-Talk release runs it
   (from Sonic): the video plus 25 pad frames is denoised as 25-frame windows whose tiling moves back by 7 frames
-  per step modulo 25, wrapping around, predictions averaged per frame.
+  per step modulo 25, wrapping around, predictions averaged per frame; :func:`fuse_window_batches` /
+  :func:`batched_window_denoiser` send several windows of a step through one network call (the release runs
+  them one after another; the fused sums are the same).
 
 A *denoiser* maps ``(x, sigma)`` to the denoised estimate D(x; sigma) (same shape as ``x``).
 """
@@ -132,50 +134,87 @@ def release_windows(total: int, window: int, step: int, shift: int) -> list[torc
     return [(start + base) % total for start in release_window_starts(total, window, step, shift)]
 
 
-def fuse_windows(window_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
-                 windows: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Apply ``window_fn(x[:, idx], idx)`` to every window ``idx`` and average per frame.
+def window_groups(n_windows: int, window_batch: int) -> list[range]:
+    """Consecutive groups of at most ``window_batch`` window numbers covering ``range(n_windows)`` in order."""
+    if window_batch < 1:
+        raise ValueError(f"window_batch must be >= 1, got {window_batch}")
+    return [range(k, min(k + window_batch, n_windows)) for k in range(0, n_windows, window_batch)]
 
-    x: (B, N, ...) with frames on dim 1; ``windows``: (window,) index tensors covering every frame at least once;
-    ``window_fn`` returns (B, window, ...). Every frame's output is the mean of the predictions of the windows
-    covering it (each covering window weighted equally). The release averages the latents after an Euler step of
-    each window instead; the step is affine in the prediction with the same input, so both are equal.
+
+def fuse_window_batches(batch_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+                        windows: Sequence[torch.Tensor], window_batch: int = 1) -> torch.Tensor:
+    """Apply ``batch_fn(x_windows, idx)`` to the windows ``window_batch`` at a time and average per frame.
+
+    x: (B, N, ...) with frames on dim 1; ``windows``: (window,) index tensors covering every frame at least once,
+    all of one length. ``batch_fn`` gets ``x_windows`` (K, B, window, ...) and ``idx`` (K, window) for K <=
+    ``window_batch`` consecutive windows and returns (K, B, window, ...). Every frame's output is the mean of the
+    predictions of the windows covering it (each covering window weighted equally). The predictions are summed
+    window by window in the order of ``windows`` whatever ``window_batch`` is, so the fusion's floating-point sums
+    are the same for every batch size: batched and unbatched outputs differ only as much as ``batch_fn``'s own
+    per-window results do at different batch sizes. The release averages the latents after an Euler step of each
+    window instead; the step is affine in the prediction with the same input, so both are equal.
     """
     n = x.shape[1]
     total = None
     count = torch.zeros(n, dtype=x.dtype, device=x.device)
-    for idx in windows:
-        idx = idx.to(x.device)
-        pred = window_fn(x[:, idx], idx)
+    for group in window_groups(len(windows), window_batch):
+        idx = torch.stack([windows[k] for k in group]).to(x.device)  # (K, window)
+        preds = batch_fn(x[:, idx].transpose(0, 1), idx)  # x[:, idx]: (B, K, window, ...)
         if total is None:
-            total = torch.zeros((x.shape[0], n, *pred.shape[2:]), dtype=pred.dtype, device=pred.device)
-        total.index_add_(1, idx, pred)
-        count.index_add_(0, idx, torch.ones_like(idx, dtype=x.dtype))
+            total = torch.zeros((x.shape[0], n, *preds.shape[3:]), dtype=preds.dtype, device=preds.device)
+        for row, pred in zip(idx, preds):
+            total.index_add_(1, row, pred)
+            count.index_add_(0, row, torch.ones_like(row, dtype=x.dtype))
     if total is None or bool((count == 0).any()):
         raise ValueError(f"windows leave frames {torch.nonzero(count == 0).flatten().tolist()[:5]} uncovered")
     return total / count.reshape(1, n, *([1] * (total.ndim - 2))).to(total.dtype)
 
 
-def shifted_window_denoiser(window_denoise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-                            sigmas: torch.Tensor, window: int = 25, shift: int = 7) -> Denoiser:
-    """Whole-video denoiser over the windows of :func:`release_windows` (release: 25-frame windows, shift 7).
+def fuse_windows(window_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+                 windows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Apply ``window_fn(x[:, idx], idx)`` to every window ``idx`` and average per frame.
 
-    ``window_denoise(x_window, sigma, frame_idx)`` denoises one window; the step number is recovered from
-    ``sigma``'s position in ``sigmas``, so the returned callable plugs into :func:`sample_euler`.
+    x: (B, N, ...) with frames on dim 1; ``windows``: (window,) index tensors covering every frame at least once;
+    ``window_fn`` returns (B, window, ...). One window per call: :func:`fuse_window_batches` with batch 1.
+    """
+    return fuse_window_batches(lambda xs, idx: window_fn(xs[0], idx[0])[None], x, windows, 1)
+
+
+def batched_window_denoiser(windows_denoise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                            sigmas: torch.Tensor, window: int = 25, shift: int = 7, window_batch: int = 1
+                            ) -> Denoiser:
+    """Whole-video denoiser over the windows of :func:`release_windows`, ``window_batch`` windows per call.
+
+    ``windows_denoise(x_windows, sigma, frame_idx)`` denoises K <= ``window_batch`` windows at once: x_windows
+    (K, B, window, ...), frame_idx (K, window) int64, returns (K, B, window, ...). The step number is recovered
+    from ``sigma``'s position in ``sigmas``, so the returned callable plugs into :func:`sample_euler`.
     """
     levels = [float(s) for s in sigmas]
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         step = levels.index(float(sigma))
         windows = release_windows(x.shape[1], window, step, shift)
-        return fuse_windows(lambda xw, idx: window_denoise(xw, sigma, idx), x, windows)
+        return fuse_window_batches(lambda xs, idx: windows_denoise(xs, sigma, idx), x, windows, window_batch)
 
     return denoise
 
 
-def unet_calls_per_step(n_frames: int, window: int = 25, pad: int = 25) -> int:
-    """Windows (UNet calls, the three guidance branches batched in one) per Euler step: ceil((N + pad) / window)."""
-    return math.ceil((n_frames + pad) / window)
+def shifted_window_denoiser(window_denoise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                            sigmas: torch.Tensor, window: int = 25, shift: int = 7) -> Denoiser:
+    """Whole-video denoiser over the windows of :func:`release_windows` (release: 25-frame windows, shift 7).
+
+    ``window_denoise(x_window, sigma, frame_idx)`` denoises one window (B, window, ...) with frame_idx (window,);
+    the step number is recovered from ``sigma``'s position in ``sigmas``, so the returned callable plugs into
+    :func:`sample_euler`. :func:`batched_window_denoiser` with one window per call.
+    """
+    return batched_window_denoiser(lambda xs, sigma, idx: window_denoise(xs[0], sigma, idx[0])[None],
+                                   sigmas, window, shift, 1)
+
+
+def unet_calls_per_step(n_frames: int, window: int = 25, pad: int = 25, window_batch: int = 1) -> int:
+    """Network calls per Euler step (the three guidance branches batched in each): ceil(W / window_batch) for
+    W = ceil((N + pad) / window) windows."""
+    return math.ceil(math.ceil((n_frames + pad) / window) / window_batch)
 
 
 def seed_from_id(clip_id: str, base_seed: int = 0) -> int:

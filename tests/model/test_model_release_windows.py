@@ -112,7 +112,8 @@ def random_model(svd_dir):
     return LoadedModel(net, load_frozen_encoders(svd_dir), {}, {}, {"frame_stride": 1}, 32)
 
 
-def test_pad_frames_carry_the_null_tokens_in_all_three_branches(random_model):
+@pytest.mark.parametrize("window_batch", [1, 2])
+def test_pad_frames_carry_the_null_tokens_in_all_three_branches(random_model, window_batch):
     from dicetalk_bench.model.pipeline import SampleConfig, generate_frames
 
     net = random_model.net
@@ -131,7 +132,7 @@ def test_pad_frames_carry_the_null_tokens_in_all_three_branches(random_model):
         n = 9
         states = np.random.default_rng(1).standard_normal((n, 2, 5, 384)).astype(np.float16)
         prior = np.random.default_rng(2).standard_normal((1, 256)).astype(np.float32)
-        cfg = SampleConfig(steps=1, frame_rate="native")
+        cfg = SampleConfig(steps=1, frame_rate="native", window_batch=window_batch)
         generate_frames(random_model, torch.zeros(3, 32, 32), states, prior, np.array([4, 4, 28, 28]), cfg)
     finally:
         net.forward = forward
@@ -142,11 +143,14 @@ def test_pad_frames_carry_the_null_tokens_in_all_three_branches(random_model):
         null_emotion = net.emo_model(torch.zeros(1, 1, 256)).tokens[0, 0]
         real_emotion = net.emo_model(torch.from_numpy(prior)[None]).tokens[0, 0]
     windows = release_windows(n + PAD, WINDOW, 0, SHIFT)
-    assert len(frames_seen) == len(windows) == 2  # one network call per window: the three branches batched
-    assert all(shape[0] == 3 and drop == [True, True, False] for shape, drop in frames_seen)
-    audio = [c for c in calls if c[0] == "audio"]
-    emotion = [c for c in calls if c[0] == "emotion"]
-    for idx, (_, _, audio_tokens), (_, _, emotion_tokens) in zip(windows, audio, emotion):
+    # window_batch windows per network call, each with its three guidance branches side by side
+    assert len(windows) == 2 and len(frames_seen) == 2 // window_batch
+    assert all(shape[0] == 3 * window_batch and drop == [True, True, False] * window_batch
+               for shape, drop in frames_seen)
+    # per window, its three rows (uncond, image-only, full) of the calls' outputs
+    audio = [o[3 * k:3 * k + 3] for c, _, o in calls if c == "audio" for k in range(window_batch)]
+    emotion = [o[3 * k:3 * k + 3] for c, _, o in calls if c == "emotion" for k in range(window_batch)]
+    for idx, audio_tokens, emotion_tokens in zip(windows, audio, emotion, strict=True):
         pad = idx >= n
         assert pad.any() and (~pad).any()
         for branch in range(3):  # uncond, image-only, full

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dicetalk_bench.model.sampling import (edm_v_preconditioning, fuse_windows, karras_sigmas, make_svd_scheduler,
-                                           release_windows, sample_euler, seed_from_id, three_branch_guidance,
-                                           v_target)
+from dicetalk_bench.model.sampling import (batched_window_denoiser, edm_v_preconditioning, fuse_window_batches,
+                                           fuse_windows, karras_sigmas, make_svd_scheduler, release_windows,
+                                           sample_euler, seed_from_id, shifted_window_denoiser, three_branch_guidance,
+                                           unet_calls_per_step, v_target, window_groups)
 
 
 def test_karras_sigmas_equal_svd_scheduler():
@@ -83,6 +84,51 @@ def test_fusion_weights_every_frame_equally(n, step):
     x = torch.randn(1, n, 2)
     torch.testing.assert_close(fuse_windows(lambda xw, idx: xw, x, windows), x)  # weights sum to one
     torch.testing.assert_close(fuse_windows(lambda xw, idx: torch.ones_like(xw), x, windows), torch.ones_like(x))
+
+
+def test_window_groups_cover_the_windows_in_order():
+    assert [list(g) for g in window_groups(5, 2)] == [[0, 1], [2, 3], [4]]
+    assert [list(g) for g in window_groups(3, 3)] == [[0, 1, 2]]
+    assert [list(g) for g in window_groups(2, 8)] == [[0, 1]]
+    with pytest.raises(ValueError, match="window_batch must be >= 1"):
+        window_groups(3, 0)
+
+
+@pytest.mark.parametrize("window_batch", [2, 3, 4, 9])
+def test_batched_fusion_equals_one_window_at_a_time(window_batch):
+    n, step = 104, 3  # 5 windows, the first wrapping around
+    x = torch.randn(2, n, 3)
+    windows = release_windows(n, 25, step, 7)
+    fn = lambda xw, idx: xw.cumsum(1) * (1 + idx[None, :, None])  # window-dependent, not per-frame
+    calls = []
+
+    def batch_fn(xs, idx):
+        calls.append(len(idx))
+        assert xs.shape == (len(idx), 2, 25, 3)
+        return torch.stack([fn(xw, i) for xw, i in zip(xs, idx)])
+
+    batched = fuse_window_batches(batch_fn, x, windows, window_batch)
+    assert torch.equal(batched, fuse_windows(fn, x, windows))  # the same sums in the same order: bit-identical
+    assert calls == [len(g) for g in window_groups(5, window_batch)]
+
+
+def test_batched_denoiser_equals_the_one_window_denoiser_and_calls_less():
+    sigmas, n = karras_sigmas(3), 80  # 105 frames with pad: 5 windows per step
+    x = torch.randn(1, n + 25, 2)
+    seen = {"one": 0, "batched": 0}
+
+    def one(xw, sigma, idx):
+        seen["one"] += 1
+        return xw * torch.cos(idx.float())[None, :, None] / (1 + sigma)
+
+    def batched(xs, sigma, idx):
+        seen["batched"] += 1
+        return xs * torch.cos(idx.float())[:, None, :, None] / (1 + sigma)
+
+    a = sample_euler(shifted_window_denoiser(one, sigmas), x, sigmas)
+    b = sample_euler(batched_window_denoiser(batched, sigmas, window_batch=2), x, sigmas)
+    assert torch.equal(a, b)
+    assert seen == {"one": 3 * 5, "batched": 3 * unet_calls_per_step(n, window_batch=2)} and seen["batched"] == 9
 
 
 def test_windows_wrap_around():
