@@ -65,6 +65,7 @@ class EvalConfig:
     real: bool = False  # the ceiling row: the real test clips scored as a method
     workers: int = 0  # generation: 0 = in this process; N = a LocalCluster of N one-thread workers
     scheduler: str | None = None  # generation on the Dask cluster at this address (workers started elsewhere)
+    window_batch: int | None = None  # generation: windows per network call; None: the device's default
 
 
 # ------------------------------------------------------------------------------------------------------- parsing
@@ -146,6 +147,9 @@ def build_score_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="generation (--checkpoint) on the Dask cluster at this address, e.g. tcp://host:8786 "
                         "(GPU workers started with --resources GPU=1 when --device cuda)")
+    p.add_argument("--window-batch", type=positive_int, default=None, metavar="N",
+                   help="generation (--checkpoint): N 25-frame windows per network call (speed and memory only; "
+                        "frames agree to float rounding); default: as many as fit in free CUDA memory, 4 on the CPU")
     p.add_argument("--max-clips", type=positive_int, default=None,
                    help="generate at most this many test clips (--checkpoint; for quick checks)")
     p.add_argument("--leaderboard", action="store_true",
@@ -239,9 +243,12 @@ SAMPLER_LOADER: Any = "dicetalk_bench.model.pipeline:load_sampler"
 
 
 def _sample_settings(cfg: "EvalConfig") -> tuple[tuple[str, Any], ...]:
-    """The sampling settings of a generation run, as sorted (name, value) pairs (they enter every clip's key)."""
+    """The sampling settings of a generation run, as sorted (name, value) pairs (they enter every clip's key, except
+    the execution-only ones, :data:`~dicetalk_bench.model.split_generation.EXECUTION_SETTINGS`)."""
     settings = {"steps": cfg.sample_steps, "frame_rate": cfg.frame_rate, "rife": cfg.weights.get("rife-hdv3"),
                 "allow_unverified": cfg.allow_unverified}
+    if cfg.window_batch is not None:
+        settings["window_batch"] = cfg.window_batch
     return tuple(sorted(settings.items()))
 
 
@@ -449,7 +456,8 @@ def _config_from_args(args: argparse.Namespace, names: list[str]) -> EvalConfig:
         cache_dir=None if args.no_cache else str(args.cache_dir or default_cache_dir()),
         options={k: scalar(v) for k, v in args.option}, keep_going=args.keep_going,
         sample_steps=args.sample_steps, max_clips=args.max_clips, frame_rate=args.frame_rate,
-        workers=args.workers, scheduler=args.scheduler, baseline=args.baseline, real=args.real)
+        workers=args.workers, scheduler=args.scheduler, window_batch=args.window_batch, baseline=args.baseline,
+        real=args.real)
 
 
 def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:

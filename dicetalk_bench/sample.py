@@ -27,6 +27,8 @@ import logging
 import sys
 from typing import Sequence
 
+from dicetalk_bench.cli_args import positive_int
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dicetalk_bench.sample", description=__doc__.split("\n\n")[0])
@@ -64,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the video at the (cropped) portrait's size instead of the model's")
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="network precision (the release runs fp16, which needs a CUDA device)")
+    p.add_argument("--window-batch", type=positive_int, default=None, metavar="N",
+                   help="N 25-frame windows per network call (speed and memory only; frames agree to float "
+                        "rounding); default: as many as fit in free CUDA memory, 4 on the CPU")
     p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of a set-up error")
     return p
 
@@ -277,7 +282,7 @@ def _sample(args: argparse.Namespace, folder) -> int:
     check_whisper(model.records["whisper"], handle.record)
     states = whisper_states(samples, handle.encoder, n_frames)
     cfg = SampleConfig(steps=args.steps, image_scale=args.image_scale, condition_scale=args.condition_scale,
-                       frame_rate=mode, dtype=args.dtype)
+                       frame_rate=mode, dtype=args.dtype, window_batch=args.window_batch)
     frames = generate_frames(model, ref, states, prior, mask, cfg, seed=args.seed)
     video = ((frames.permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
     if args.keep_resolution:  # the release rescales the output to the portrait's size (even sides)

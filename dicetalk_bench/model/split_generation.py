@@ -44,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 #: Bumped whenever the same inputs and settings would give other frames.
 SAMPLER_VERSION = "1"
+#: Settings that change only how the work is run, not what it computes, so they stay out of the key: the windows
+#: per network call give the same frames up to float rounding (bit-identical in float64; in float32 they differ
+#: by at most ~1e-3 of the [-1, 1] range, as a change of torch's thread count does; docs/model.md).
+EXECUTION_SETTINGS = frozenset({"window_batch"})
 GENERATED_FPS = 25.0
 AUDIO_RATE = 16000
 SIDECAR_SUFFIX = ".json"
@@ -76,8 +80,9 @@ def validate_clip_id(clip_id: str) -> str:
 class SamplerSpec:
     """What every task needs to build the same sampler: picklable, hashable, compared by value.
 
-    ``settings`` are the sampling settings as sorted (name, value) pairs (they and ``sampler_version`` enter the
-    key); ``checkpoint_sha256`` is the checkpoint's content hash, computed once by the caller.
+    ``settings`` are the sampling settings as sorted (name, value) pairs (they, less :data:`EXECUTION_SETTINGS`,
+    and ``sampler_version`` enter the key); ``checkpoint_sha256`` is the checkpoint's content hash, computed once
+    by the caller.
     """
 
     checkpoint: str
@@ -92,7 +97,9 @@ class SamplerSpec:
 
     @property
     def settings_sha256(self) -> str:
-        return hashlib.sha256(json.dumps(list(self.settings), sort_keys=True, default=str).encode()).hexdigest()
+        """sha256 of the settings that change the frames (:data:`EXECUTION_SETTINGS` left out)."""
+        kept = [(name, value) for name, value in self.settings if name not in EXECUTION_SETTINGS]
+        return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

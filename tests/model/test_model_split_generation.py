@@ -101,6 +101,23 @@ def test_unchanged_rerun_regenerates_nothing_and_changes_regenerate(serial_run, 
     assert changed.generated == (jobs[1].clip_id,) and len(changed.reused) == len(CLIPS) - 1
 
 
+def test_window_batch_is_an_execution_detail_outside_the_key(serial_run, split):
+    import hashlib
+
+    from dicetalk_bench.model.pipeline import load_sampler
+
+    _, spec, jobs = split
+    out, _ = serial_run
+    one = dataclasses.replace(spec, settings=tuple(sorted((*spec.settings, ("window_batch", 1)))))
+    # the key of runs without the setting is the one earlier versions wrote into their sidecars
+    assert spec.settings_sha256 == hashlib.sha256(json.dumps([list(kv) for kv in SETTINGS]).encode()).hexdigest()
+    assert one.settings_sha256 == spec.settings_sha256
+    assert sg.generation_key(one, jobs[0], {"x": "1"}) == sg.generation_key(spec, jobs[0], {"x": "1"})
+    again = sg.generate_split(jobs, one, out, progress=False)
+    assert len(again.reused) == len(CLIPS) and not again.generated
+    assert load_sampler(one).cfg.window_batch == 1  # the sampler still runs with it
+
+
 def test_two_workers_equal_the_serial_run_and_load_once_each(serial_run, split, tmp_path):
     _, spec, jobs = split
     out, _ = serial_run
