@@ -33,7 +33,7 @@ def write_preprocessed(root: Path, n_frames: int = 40, size: int = 64, seed: int
         frames = np.zeros((n_frames, size, size, 3), np.uint8)
         cx, cy, r = size / 2, size / 2, size * 0.3
         for t in range(n_frames):
-            img = np.full((size, size, 3), 40 + 30 * k, np.uint8)
+            img = np.full((size, size, 3), (40 + 30 * k) % 256, np.uint8)  # distinct backgrounds, any clip count
             face = (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
             img[face] = (200, 170, 150)
             mouth_h = 1 + envelope[t] * size * 0.08
