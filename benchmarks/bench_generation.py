@@ -74,7 +74,7 @@ def gen_env(tmp_path_factory):
     d = tmp_path_factory.mktemp("generation")
     emotions = ("happy", "sad", "angry", "fear")
     clips = tuple((f"mead/M003/front/{emotions[i % 4]}/level_1/{i:03d}", emotions[i % 4], 1) for i in range(N_CLIPS))
-    data = _preprocessed_writer()(d / "data", n_frames=N_FRAMES, size=SIZE, clips=clips, split="test")
+    data = _preprocessed_writer()(d / "data", n_frames=N_FRAMES, size=SIZE, clips=clips)
     write_random_priors(d / "emo", 0)
     write_random_svd_xt(d / "svd", 0)
     cfg = TrainConfig(model="tiny", data_root=data, emotion_source="class-mean", priors_dir=d / "emo",
