@@ -28,8 +28,8 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["psnr", "ssim", "frame_psnr", "frame_ssim", "video_psnr", "video_ssim", "LpipsAlex", "load_lpips", "write_random_weights",
-           "WEIGHTS_KEY"]
+__all__ = ["psnr", "ssim", "frame_psnr", "frame_ssim", "video_psnr", "video_ssim", "LpipsAlex", "load_lpips",
+           "write_random_weights", "WEIGHTS_KEY"]
 
 log = logging.getLogger(__name__)
 

@@ -330,8 +330,8 @@ def _paired(request: ScoreRequest, key: str, higher: bool, protocol: Mapping[str
 def score_psnr(request: ScoreRequest) -> list[MetricResult]:
     from dicetalk_bench.metrics import pixel
 
-    return _paired(request, PSNR, True, {"data_range": 255, "color": "RGB", "per": "frame", "cap_db": pixel.PSNR_CAP_DB},
-                   per_frames=lambda g, r: pixel.frame_psnr(g, r, pixel.PSNR_CAP_DB))
+    protocol = {"data_range": 255, "color": "RGB", "per": "frame", "cap_db": pixel.PSNR_CAP_DB}
+    return _paired(request, PSNR, True, protocol, per_frames=lambda g, r: pixel.frame_psnr(g, r, pixel.PSNR_CAP_DB))
 
 
 def score_ssim(request: ScoreRequest) -> list[MetricResult]:

@@ -47,9 +47,13 @@ _CHILD = textwrap.dedent("""
             return x.mean(dim=(2, 3, 4)).repeat(1, 134)[:, :400]
 
     real_load = i3d.load_i3d
+    records = {}
     def load_with_stand_in(*args, **kwargs):
-        _, record = real_load(*args, **kwargs)  # the random weights, resolved and loaded through the registry
-        return StandIn(), record
+        # the random weights, resolved and loaded through the registry once (a second load on top of the first
+        # one's freed pages would raise the peak by the model's size, which is not what is measured here)
+        if "record" not in records:
+            records["record"] = real_load(*args, **kwargs)[1]
+        return StandIn(), records["record"]
     i3d.load_i3d = load_with_stand_in
 
     root, weights_path = Path(sys.argv[1]), sys.argv[2]
