@@ -63,8 +63,8 @@ class EvalConfig:
     frame_rate: str | None = None  # release | native; None: from the checkpoint's frame_stride
     baseline: str | None = None  # static | shuffled-audio | shifted-audio (a baseline row from the test clips)
     real: bool = False  # the ceiling row: the real test clips scored as a method
-    workers: int = 0  # generation: 0 = in this process; N = a LocalCluster of N one-thread workers
-    scheduler: str | None = None  # generation on the Dask cluster at this address (workers started elsewhere)
+    workers: int = 0  # generation and FVD features: 0 = in this process; N = a LocalCluster of N one-thread workers
+    scheduler: str | None = None  # generation and FVD features on the Dask cluster at this address
     window_batch: int | None = None  # generation: windows per network call; None: the device's default
 
 
@@ -142,11 +142,12 @@ def build_score_parser() -> argparse.ArgumentParser:
                    help="sampling mode when generating (--checkpoint): release = 12.5 fps + RIFE (weights key "
                         "rife-hdv3, see --weights), native = 25 fps; default: from the checkpoint's frame_stride")
     p.add_argument("--workers", type=non_negative_int, default=0,
-                   help="generation (--checkpoint): 0 = in this process; N = a local Dask cluster of N one-thread "
-                        "workers (with --device cuda: one GPU each), each loading the model once")
+                   help="generation (--checkpoint) and FVD feature extraction: 0 = in this process; N = a local Dask "
+                        "cluster of N one-thread workers (with --device cuda: one GPU each), each loading the model "
+                        "once")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="generation (--checkpoint) on the Dask cluster at this address, e.g. tcp://host:8786 "
-                        "(GPU workers started with --resources GPU=1 when --device cuda)")
+                   help="generation (--checkpoint) and FVD feature extraction on the Dask cluster at this address, "
+                        "e.g. tcp://host:8786 (GPU workers started with --resources GPU=1 when --device cuda)")
     p.add_argument("--window-batch", type=positive_int, default=None, metavar="N",
                    help="generation (--checkpoint): N 25-frame windows per network call (speed and memory only; "
                         "frames agree to float rounding); default: as many as fit in free CUDA memory, 4 on the CPU")
@@ -480,7 +481,8 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
                            reference=None if cfg.reference is None else Path(cfg.reference),
                            weights=dict(cfg.weights), allow_unverified=cfg.allow_unverified, device=cfg.device,
                            seed=cfg.seed, batch_size=cfg.batch_size, force_small_set=cfg.force_small_set,
-                           cache_dir=cache_dir, options=dict(cfg.options))
+                           cache_dir=cache_dir, options=dict(cfg.options), workers=cfg.workers,
+                           scheduler=cfg.scheduler)
     results_root = out_dir / "results"
     results_dir = results_root / cfg.dataset
     stem = safe_file_stem(cfg.method)

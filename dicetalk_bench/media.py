@@ -4,7 +4,8 @@ Reading:
 - :func:`probe` reads container metadata without decoding.
 - :func:`iter_video` streams ``(N, H, W, 3) uint8`` RGB chunks with their source presentation times
   (seconds), optionally resampled to a constant frame rate the way FFmpeg's ``fps`` filter
-  (``ffmpeg -r``) does; :func:`read_video` collects it into one array.
+  (``ffmpeg -r``) does; :func:`read_video` collects it into one array (``max_frames``: only the first N);
+  :func:`read_frames_at` keeps only chosen frame indices and counts the rest, in bounded memory.
 - :func:`read_audio` decodes the first audio stream to ``(S,) float32`` mono at a requested rate.
 
 Writing: :class:`VideoWriter` / :func:`write_video` (H.264 yuv420p + AAC mp4, atomic rename on
@@ -126,6 +127,21 @@ class FrameChunk:
     frames: np.ndarray
     pts_s: np.ndarray
     start_index: int
+
+
+@dataclass(frozen=True)
+class SelectedFrames:
+    """Chosen frames of a clip from :func:`read_frames_at`.
+
+    frames: (K, H, W, 3) uint8 RGB, the frames at ``indices`` in increasing index order.
+    indices: (K,) int64 sorted unique frame indices that exist in the stream (requested ones beyond its end are
+        left out).
+    n_frames: number of frames of the whole (resampled) stream, all of which were decoded.
+    """
+
+    frames: np.ndarray
+    indices: np.ndarray
+    n_frames: int
 
 
 @dataclass(frozen=True)
@@ -425,6 +441,40 @@ def read_video(path: PathLike, fps: float | None = None, max_frames: int | None 
     finally:
         gen.close()
     return Video(frames=np.concatenate(frames, axis=0), fps=float(out_fps), pts_s=np.concatenate(pts))
+
+
+def read_frames_at(path: PathLike, indices: np.ndarray | list[int], fps: float | None = None,
+                   chunk_frames: int = 16) -> SelectedFrames:
+    """Decode the whole video stream of ``path`` but keep only the frames at ``indices``.
+
+    Memory is bounded by one chunk of ``chunk_frames`` frames plus the K kept frames, whatever the clip's length:
+    the way to take a few fixed-length windows (FVD clips) out of a long video. Every frame is decoded, so
+    ``n_frames`` is the stream's true length and every check of :func:`iter_video` applies (a truncated file
+    raises CorruptMediaError after the last frame). The kept frames are the same arrays :func:`read_video` would
+    return at those positions.
+
+    indices: frame indices (any order, duplicates allowed; >= 0). Indices at or beyond the end are left out of the
+        result (compare ``result.indices``); an empty list just counts the frames.
+    fps: resample first (see :func:`iter_video`); indices then refer to the resampled stream.
+    """
+    want = np.unique(np.asarray(indices, dtype=np.int64).reshape(-1))
+    if want.size and want[0] < 0:
+        raise ValueError(f"frame indices must be >= 0, got {int(want[0])}")
+    kept: np.ndarray | None = None
+    frame_shape: tuple[int, ...] = (0, 0, 3)
+    n = 0
+    for chunk in iter_video(path, chunk_frames=chunk_frames, fps=fps):
+        lo, hi = chunk.start_index, chunk.start_index + len(chunk.frames)
+        frame_shape = chunk.frames.shape[1:]
+        sel = want[(want >= lo) & (want < hi)]
+        if sel.size:
+            if kept is None:
+                kept = np.empty((want.size, *frame_shape), dtype=np.uint8)
+            kept[np.searchsorted(want, sel)] = chunk.frames[sel - lo]
+        n = hi
+    found = want[want < n]
+    frames = kept[: found.size] if kept is not None else np.zeros((0, *frame_shape), dtype=np.uint8)
+    return SelectedFrames(frames=frames, indices=found, n_frames=n)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dicetalk_bench.cli_args import key_value, scalar
+from dicetalk_bench.cli_args import key_value, non_negative_int, scalar
 from dicetalk_bench.cli_errors import run_cli
 from dicetalk_bench.errors import SetupError
 
@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metric option, e.g. fid.mode=pytorch-fid, fid.crop=center, fvd.backend=i3d-torchscript")
     s.add_argument("--keep-going", action="store_true",
                    help="if a metric fails, log it and still write the others (exit code 1)")
+    s.add_argument("--workers", type=non_negative_int, default=0,
+                   help="FVD feature extraction: 0 = in this process; N = a local Dask cluster of N one-thread "
+                        "workers, one task per video (the same values)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="FVD feature extraction on the Dask cluster at this address, e.g. tcp://host:8786 "
+                        "(every worker must see the videos and the weights at the same paths)")
     sub.add_parser("list", help="list the registered metrics")
     for name, (_, help_text) in EXTRA_COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -109,7 +115,7 @@ def _cmd_score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     request = ScoreRequest(videos=args.videos, reference=args.reference, weights=dict(args.weights),
                            allow_unverified=args.allow_unverified, device=args.device, seed=args.seed,
                            batch_size=args.batch_size, force_small_set=args.force_small_set, cache_dir=cache_dir,
-                           options=options)
+                           options=options, workers=args.workers, scheduler=args.scheduler)
     return run_score(names, request, args.out, keep_going=args.keep_going)
 
 

@@ -30,7 +30,7 @@ import dataclasses
 import logging
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -163,31 +163,113 @@ def clip_features(model: Any, clips: np.ndarray, config: FVDConfig, device: str 
     return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM), np.float32)
 
 
+def _stack_clips(frames: np.ndarray, positions: np.ndarray, clip_length: int) -> np.ndarray:
+    """(K, H, W, 3) frames, (C,) start positions into them -> (C, clip_length, H, W, 3) clips."""
+    return np.stack([frames[p:p + clip_length] for p in positions])
+
+
 def video_clip_features(model: Any, clip_id: str, path: Path, config: FVDConfig,
                         device: str = "cpu") -> np.ndarray:
-    """(clips_per_video, 400) features of one video; TooShortError if it is shorter than one clip."""
+    """(clips_per_video, 400) features of one video; TooShortError if it is shorter than one clip.
+
+    Bounded memory: the clip offsets are drawn from the container's declared frame count, and one decoding pass
+    (:func:`dicetalk_bench.media.read_frames_at`, chunks of 16 frames) keeps only the frames of those clips. The
+    pass also counts the decoded frames; when the header was wrong (or silent) the offsets are drawn again from the
+    true count and the clips read in a second pass, so the features always equal
+    :func:`whole_video_clip_features`'s.
+    """
+    from dicetalk_bench import media
+
+    declared = media.probe(path).n_frames
+    n_guess = declared if declared is not None else -1
+    selected = media.read_frames_at(path, _clip_frame_indices(clip_id, max(n_guess, 0), config))
+    if selected.n_frames != n_guess:
+        selected = media.read_frames_at(path, _clip_frame_indices(clip_id, selected.n_frames, config))
+    starts = clip_offsets(clip_id, selected.n_frames, config)
+    if len(starts) == 0:
+        raise TooShortError(f"{path}: {selected.n_frames} frames, fewer than the FVD clip length "
+                            f"{config.clip_length}")
+    clips = _stack_clips(selected.frames, np.searchsorted(selected.indices, starts), config.clip_length)
+    return clip_features(model, clips, config, device)
+
+
+def _clip_frame_indices(clip_id: str, n_frames: int, config: FVDConfig) -> np.ndarray:
+    starts = clip_offsets(clip_id, n_frames, config)
+    if len(starts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return (starts[:, None] + np.arange(config.clip_length)[None, :]).reshape(-1)
+
+
+def whole_video_clip_features(model: Any, clip_id: str, path: Path, config: FVDConfig,
+                              device: str = "cpu") -> np.ndarray:
+    """The reference reading of :func:`video_clip_features`: decode the whole video into memory, then cut the
+    clips (memory grows with the video's length). Kept as the baseline of the bounded reader's tests and
+    benchmark."""
     from dicetalk_bench import media
 
     frames = media.read_video(path).frames
     starts = clip_offsets(clip_id, len(frames), config)
     if len(starts) == 0:
         raise TooShortError(f"{path}: {len(frames)} frames, fewer than the FVD clip length {config.clip_length}")
-    clips = np.stack([frames[s:s + config.clip_length] for s in starts])
-    return clip_features(model, clips, config, device)
+    return clip_features(model, _stack_clips(frames, starts, config.clip_length), config, device)
 
 
-def set_clip_features(model: Any, videos: VideoSet, config: FVDConfig,
-                      device: str = "cpu") -> tuple[dict[str, np.ndarray], FailureLog]:
-    """Per-video clip features; a video that fails for a per-item reason (unreadable, shorter than a clip) is
-    recorded with its kind and skipped; any other error propagates."""
+ClipReader = Callable[[Any, str, Path, FVDConfig, str], np.ndarray]
+
+
+def set_clip_features(model: Any, videos: VideoSet, config: FVDConfig, device: str = "cpu", *,
+                      reader: ClipReader = video_clip_features) -> tuple[dict[str, np.ndarray], FailureLog]:
+    """Per-video clip features, in clip-id order; a video that fails for a per-item reason (unreadable, shorter
+    than a clip) is recorded with its kind and skipped; any other error propagates. Only the (clips, 400)
+    features of each video are kept, never its frames."""
+    from tqdm.auto import tqdm
+
     feats: dict[str, np.ndarray] = {}
     failures = FailureLog()
-    for entry in videos:
+    for entry in tqdm(videos, desc="FVD features", unit="video", disable=None, leave=False):
         f = attempt(failures, entry.clip_id,
-                    lambda: video_clip_features(model, entry.clip_id, entry.path, config, device), what="FVD")
+                    lambda: reader(model, entry.clip_id, entry.path, config, device), what="FVD")
         if f is not None:
             feats[entry.clip_id] = f
     return feats, failures
+
+
+@dataclasses.dataclass(frozen=True)
+class I3DExtractor:
+    """Everything a Dask worker needs to rebuild the FVD extractor: the resolved weights file (the same path on
+    every worker), the backend and its BatchNorm epsilon, and the clip protocol."""
+
+    weights_path: str
+    allow_unverified: bool
+    device: str
+    config: FVDConfig
+
+
+def _worker_clip_features(spec: I3DExtractor, clip_id: str, path: Path) -> np.ndarray:
+    """Dask task: one video's clip features with the worker's cached I3D."""
+    from dicetalk_bench.metrics.i3d import load_i3d
+    from dicetalk_bench.metrics.sharding import cached
+
+    cfg = spec.config
+    model = cached(("i3d", spec.weights_path, cfg.backend, cfg.i3d_bn_eps, spec.device),
+                   lambda: load_i3d(cfg.backend, spec.weights_path, allow_unverified=spec.allow_unverified,
+                                    device=spec.device, bn_eps=cfg.i3d_bn_eps)[0])
+    return video_clip_features(model, clip_id, path, cfg, spec.device)
+
+
+def sharded_clip_features(spec: I3DExtractor, sets: list[VideoSet],
+                          sharding: Any) -> list[tuple[dict[str, np.ndarray], FailureLog]]:
+    """:func:`set_clip_features` of each set in ``sets`` with one Dask task per video on one cluster
+    (:mod:`.sharding`); the same features and failures, in the same order, as the serial loop."""
+    from dicetalk_bench.metrics.sharding import collect, map_videos
+
+    jobs = [(e.clip_id, e.path) for vs in sets for e in vs]
+    outcomes = map_videos(_worker_clip_features, spec, jobs, sharding, what="FVD")
+    out, start = [], 0
+    for vs in sets:
+        out.append(collect(outcomes[start:start + len(vs)]))
+        start += len(vs)
+    return out
 
 
 def _protocol_key(config: FVDConfig) -> dict[str, Any]:
@@ -199,23 +281,34 @@ def _protocol_key(config: FVDConfig) -> dict[str, Any]:
 
 def compute_fvd(videos: VideoSet, reference: VideoSet, *, config: FVDConfig = FVDConfig(),
                 weights_path: str | Path | None = None, allow_unverified: bool = False, device: str = "cpu",
-                force_small_set: bool = False, cache_dir: Path | None = None) -> MetricResult:
-    """FVD of ``videos`` against ``reference`` under ``config``."""
+                force_small_set: bool = False, cache_dir: Path | None = None,
+                sharding: Any = None) -> MetricResult:
+    """FVD of ``videos`` against ``reference`` under ``config``.
+
+    ``sharding`` (a :class:`~.sharding.Sharding`): extract the clip features on Dask workers, one task per video
+    (the same value as the serial run); None or ``Sharding()`` extracts them in this process.
+    """
     from dicetalk_bench.metrics.i3d import load_i3d
 
     if not force_small_set:
         _precheck_clips(videos, reference, config)
     model, record = load_i3d(config.backend, weights_path, allow_unverified=allow_unverified, device=device,
                              bn_eps=config.i3d_bn_eps)
-    gen_feats, gen_fail = set_clip_features(model, videos, config, device)
     manifest = reference.manifest_hash()
     key = {"metric": "fvd-clips", "manifest": manifest, "weights_sha256": record["sha256"]} | _protocol_key(config)
     hit = None
     if cache_dir is not None:
         cpath = _cache.cache_file(cache_dir, "fvd", key)
         hit = _cache.load_features(cpath, key)
+    sets = [videos] if hit is not None else [videos, reference]
+    if sharding is not None and sharding.enabled:
+        spec = I3DExtractor(record["file"], allow_unverified, device, config)
+        extracted = sharded_clip_features(spec, sets, sharding)
+    else:
+        extracted = [set_clip_features(model, vs, config, device) for vs in sets]
+    gen_feats, gen_fail = extracted[0]
     if hit is None:
-        ref_feats, ref_fail = set_clip_features(model, reference, config, device)
+        ref_feats, ref_fail = extracted[1]
         if cache_dir is not None:
             _cache.save_features(cpath, key, ref_feats, ref_fail)
     else:
@@ -296,4 +389,5 @@ def score_fvd(request: ScoreRequest) -> MetricResult:
                        batch_size=min(request.batch_size, 8), seed=request.seed)
     return compute_fvd(list_videos(request.videos), list_videos(request.reference), config=config,
                        weights_path=request.weights.get(config.backend), allow_unverified=request.allow_unverified,
-                       device=request.device, force_small_set=request.force_small_set, cache_dir=request.cache_dir)
+                       device=request.device, force_small_set=request.force_small_set, cache_dir=request.cache_dir,
+                       sharding=request.sharding())

@@ -28,8 +28,8 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["psnr", "ssim", "video_psnr", "video_ssim", "LpipsAlex", "load_lpips", "write_random_weights",
-           "WEIGHTS_KEY"]
+__all__ = ["psnr", "ssim", "frame_psnr", "frame_ssim", "video_psnr", "video_ssim", "LpipsAlex", "load_lpips",
+           "write_random_weights", "WEIGHTS_KEY"]
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,26 @@ def ssim(a: np.ndarray, b: np.ndarray, mode: SsimMode = "gaussian") -> float:
     raise ValueError(f"unknown ssim mode {mode!r}; expected 'gaussian' or 'skimage-default'")
 
 
+def frame_psnr(generated: np.ndarray, reference: np.ndarray, cap_db: float = PSNR_CAP_DB) -> np.ndarray:
+    """(T, H, W, 3) uint8 pair -> (T,) float64 per-frame PSNR in dB, each capped at ``cap_db``."""
+    g, r = _check_pair(generated, reference, "frame_psnr")
+    return np.array([psnr(x, y, cap_db) for x, y in zip(g, r)], dtype=np.float64)
+
+
+def frame_ssim(generated: np.ndarray, reference: np.ndarray, mode: SsimMode = "gaussian") -> np.ndarray:
+    """(T, H, W, 3) uint8 pair -> (T,) float64 per-frame SSIM."""
+    g, r = _check_pair(generated, reference, "frame_ssim")
+    return np.array([ssim(x, y, mode) for x, y in zip(g, r)], dtype=np.float64)
+
+
 def video_psnr(generated: np.ndarray, reference: np.ndarray, cap_db: float = PSNR_CAP_DB) -> float:
     """(T, H, W, 3) uint8 pair -> mean over frames of the per-frame PSNR, each capped at ``cap_db``."""
-    g, r = _check_pair(generated, reference, "video_psnr")
-    return float(np.mean([psnr(x, y, cap_db) for x, y in zip(g, r)]))
+    return float(np.mean(frame_psnr(generated, reference, cap_db)))
 
 
 def video_ssim(generated: np.ndarray, reference: np.ndarray, mode: SsimMode = "gaussian") -> float:
     """(T, H, W, 3) uint8 pair -> mean over frames of the per-frame SSIM."""
-    g, r = _check_pair(generated, reference, "video_ssim")
-    return float(np.mean([ssim(x, y, mode) for x, y in zip(g, r)]))
+    return float(np.mean(frame_ssim(generated, reference, mode)))
 
 
 def write_random_weights(target: Path, seed: int) -> None:

@@ -171,7 +171,9 @@ class ScoreRequest:
     (otherwise the registry's resolution order applies). ``options`` holds metric-specific settings, keyed
     ``"<metric>.<option>"`` (e.g. ``"fid.mode": "tf1"``, ``"fvd.backend": "i3d-400"``). ``force_small_set`` lets
     FID/FVD/KID run on sets below their minimum size (the result records it). ``cache_dir`` holds cached real-set
-    statistics (None: no caching).
+    statistics (None: no caching). ``workers`` / ``scheduler`` shard per-video feature extraction over Dask
+    (:mod:`.sharding`: a local cluster of ``workers`` one-thread processes, or the cluster at ``scheduler``);
+    metrics that do not shard ignore them, and the values never depend on them.
     """
 
     videos: Path
@@ -185,6 +187,14 @@ class ScoreRequest:
     cache_dir: Path | None = None
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     metrics: tuple[str, ...] = ()  # the names asked for (set by compute_metrics), so shared functions skip others
+    workers: int = 0
+    scheduler: str | None = None
+
+    def sharding(self) -> Any:
+        """The :class:`~.sharding.Sharding` of ``workers`` / ``scheduler``."""
+        from dicetalk_bench.metrics.sharding import Sharding
+
+        return Sharding(self.workers, self.scheduler)
 
     def option(self, metric: str, name: str, default: Any = None) -> Any:
         """``options["<metric>.<name>"]`` or ``default``."""

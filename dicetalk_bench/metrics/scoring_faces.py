@@ -270,13 +270,20 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
 
 
 # ------------------------------------------------------------------------------------------------ paired metrics
-def _paired(request: ScoreRequest, key: str, higher: bool, per_pair: Callable[[Any], float],
-            protocol: Mapping[str, Any], extractors: tuple = ()) -> list[MetricResult]:
+def _paired(request: ScoreRequest, key: str, higher: bool, protocol: Mapping[str, Any], extractors: tuple = (), *,
+            per_pair: Callable[[Any], float] | None = None,
+            per_frames: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> list[MetricResult]:
+    """A paired metric over the pairs of ``request``. ``per_frames(generated, reference) -> (n,)`` scores frames
+    as the videos are decoded in chunks (:func:`.video_set.score_pair_chunks`: memory bounded by a chunk, the
+    video's value the mean of its per-frame values); ``per_pair(PairedFrames) -> float`` gets the whole aligned
+    arrays (CSIM: the face track needs the whole clip)."""
     from dicetalk_bench.metrics.video_set import (FRAME_SIZE_RULE, list_videos, pair_videos,
-                                                  pairs_reference_sha256, read_pair)
+                                                  pairs_reference_sha256, read_pair, score_pair_chunks)
 
     if request.reference is None:
         raise ValueError(f"{key} is a paired metric: pass --reference DIR with the ground-truth videos")
+    if (per_pair is None) == (per_frames is None):
+        raise ValueError("give exactly one of per_pair and per_frames")
     generated = list_videos(request.videos)
     pairing = pair_videos(generated, list_videos(request.reference))
     failed = FailureLog()
@@ -286,14 +293,21 @@ def _paired(request: ScoreRequest, key: str, higher: bool, per_pair: Callable[[A
     n_frames = 0
     dropped, resized = {}, []
     for gen, ref in pairing.pairs:
-        pair = attempt(failed, gen.clip_id, lambda: read_pair(gen, ref), what=key)
-        if pair is None:
-            continue
-        score = attempt(failed, gen.clip_id, lambda: float(per_pair(pair)), what=key)
-        if score is None:
-            continue
+        if per_frames is not None:
+            pair = attempt(failed, gen.clip_id, lambda: score_pair_chunks(gen, ref, per_frames), what=key)
+            if pair is None:
+                continue
+            score = float(np.mean(pair.values))
+            n_frames += pair.n_frames
+        else:
+            pair = attempt(failed, gen.clip_id, lambda: read_pair(gen, ref), what=key)
+            if pair is None:
+                continue
+            score = attempt(failed, gen.clip_id, lambda: float(per_pair(pair)), what=key)
+            if score is None:
+                continue
+            n_frames += len(pair.generated)
         per_video[gen.clip_id] = score
-        n_frames += len(pair.generated)
         if pair.dropped_generated or pair.dropped_reference:
             dropped[gen.clip_id] = [pair.dropped_generated, pair.dropped_reference]
         if pair.resized_reference:
@@ -314,18 +328,18 @@ def _paired(request: ScoreRequest, key: str, higher: bool, per_pair: Callable[[A
 
 
 def score_psnr(request: ScoreRequest) -> list[MetricResult]:
-    from dicetalk_bench.metrics.pixel import PSNR_CAP_DB, video_psnr
+    from dicetalk_bench.metrics import pixel
 
-    return _paired(request, PSNR, True, lambda p: video_psnr(p.generated, p.reference, PSNR_CAP_DB),
-                   {"data_range": 255, "color": "RGB", "per": "frame", "cap_db": PSNR_CAP_DB})
+    protocol = {"data_range": 255, "color": "RGB", "per": "frame", "cap_db": pixel.PSNR_CAP_DB}
+    return _paired(request, PSNR, True, protocol, per_frames=lambda g, r: pixel.frame_psnr(g, r, pixel.PSNR_CAP_DB))
 
 
 def score_ssim(request: ScoreRequest) -> list[MetricResult]:
-    from dicetalk_bench.metrics.pixel import video_ssim
+    from dicetalk_bench.metrics import pixel
 
     mode = request.option(SSIM, "mode", "gaussian")
-    return _paired(request, SSIM, True, lambda p: video_ssim(p.generated, p.reference, mode),
-                   {"mode": mode, "data_range": 255, "color": "RGB channels averaged"})
+    return _paired(request, SSIM, True, {"mode": mode, "data_range": 255, "color": "RGB channels averaged"},
+                   per_frames=lambda g, r: pixel.frame_ssim(g, r, mode))
 
 
 def score_lpips(request: ScoreRequest) -> list[MetricResult]:
@@ -333,8 +347,8 @@ def score_lpips(request: ScoreRequest) -> list[MetricResult]:
 
     metric, record = load_lpips(request.weights.get("lpips-alex"), allow_unverified=request.allow_unverified,
                                 device=request.device)
-    return _paired(request, LPIPS, False, lambda p: metric.video(p.generated, p.reference),
-                   {"net": "alex", "version": "0.1", "input": "RGB [-1, 1]"}, (record,))
+    return _paired(request, LPIPS, False, {"net": "alex", "version": "0.1", "input": "RGB [-1, 1]"}, (record,),
+                   per_frames=metric)
 
 
 def score_csim(request: ScoreRequest) -> list[MetricResult]:
@@ -352,7 +366,7 @@ def score_csim(request: ScoreRequest) -> list[MetricResult]:
         ref_face = align_from_track(pair.reference[:1], ref_track.keypoints)[0]
         return csim(embedder, gen_faces, ref_face)
 
-    return _paired(request, CSIM, True, per_pair,
+    return _paired(request, CSIM, True,
                    {"backbone": "arcface_torch iresnet100", "alignment": "similarity to the ArcFace 112 template "
                     "from eyes, nose, mouth centre", "reference_frame": "first frame of the ground-truth video"},
-                   (record,))
+                   (record,), per_pair=per_pair)

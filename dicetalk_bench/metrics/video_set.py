@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +180,82 @@ def read_pair(generated: VideoEntry, reference: VideoEntry, max_frames: int | No
     gen = media.read_video(generated.path, max_frames=max_frames)
     ref = media.read_video(reference.path, fps=gen.fps, max_frames=max_frames)
     return align_pair(generated.clip_id, gen.frames, ref.frames, gen.fps)
+
+
+#: Frames per decoded chunk when a pair is scored in bounded memory: a multiple of the LPIPS batch (16), so the
+#: network sees the same batches as on the whole video.
+PAIR_CHUNK_FRAMES = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class PairScores:
+    """Per-frame values of one pair from :func:`score_pair_chunks`: ``values`` (T,) float64 for the T aligned
+    frames, and the alignment record of :class:`PairedFrames` (without the frames)."""
+
+    clip_id: str
+    values: np.ndarray
+    fps: float
+    dropped_generated: int
+    dropped_reference: int
+    resized_reference: bool
+
+    @property
+    def n_frames(self) -> int:
+        return int(len(self.values))
+
+
+def score_pair_chunks(generated: VideoEntry, reference: VideoEntry,
+                      per_frames: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                      chunk_frames: int = PAIR_CHUNK_FRAMES) -> PairScores:
+    """Rules 2-3 and a per-frame score of a pair, decoding both videos in chunks (bounded memory).
+
+    Both videos are streamed side by side (:func:`dicetalk_bench.media.iter_video`, the reference at the
+    generated video's fps) in chunks of ``chunk_frames``; each run of aligned frames (reference resized to the
+    generated size when they differ) goes to ``per_frames(generated, reference)`` -> (n,) values, in pieces of
+    ``chunk_frames`` frames except the last, and only those values are kept. The longer video is decoded to its end
+    (its frames counted as dropped, its truncation check applied). The values equal those of ``per_frames`` on
+    :func:`read_pair`'s whole arrays whenever ``per_frames`` works frame by frame (or in batches dividing
+    ``chunk_frames``).
+    """
+    from dicetalk_bench import media
+
+    fps = media.probe(generated.path).fps or 0.0
+    streams = [media.iter_video(generated.path, chunk_frames=chunk_frames),
+               media.iter_video(reference.path, chunk_frames=chunk_frames, fps=fps)]
+    pending: list[list[np.ndarray]] = [[], []]
+    counts = [0, 0]
+    done = [False, False]
+    values: list[np.ndarray] = []
+    resized = False
+    n_paired = 0
+
+    def take(side: int, n: int) -> np.ndarray:
+        out = np.concatenate(pending[side]) if len(pending[side]) > 1 else pending[side][0]
+        pending[side] = [out[n:]] if n < len(out) else []
+        return out[:n]
+
+    while not all(done):
+        for side in (0, 1):
+            if not done[side]:
+                chunk = next(streams[side], None)
+                if chunk is None:
+                    done[side] = True
+                else:
+                    pending[side].append(chunk.frames)
+                    counts[side] += len(chunk.frames)
+        avail = min(counts[0], counts[1]) - n_paired
+        n = avail if any(done) else avail // chunk_frames * chunk_frames
+        if n > 0:
+            gen, ref = take(0, n), take(1, n)
+            if gen.shape[1:3] != ref.shape[1:3]:
+                resized = True
+                ref = resize_frames(ref, gen.shape[1], gen.shape[2])
+            values.append(np.asarray(per_frames(gen, ref), dtype=np.float64).reshape(-1))
+            n_paired += n
+        for side in (0, 1):  # frames beyond the end of a finished video are only counted
+            if done[1 - side]:
+                pending[side] = []
+    if n_paired == 0:
+        raise ValueError(f"clip {generated.clip_id!r}: a video of the pair has no frames")
+    return PairScores(generated.clip_id, np.concatenate(values), float(fps), counts[0] - n_paired,
+                      counts[1] - n_paired, resized)

@@ -153,7 +153,7 @@ def test_other_errors_inside_per_video_code_propagate(folders, monkeypatch, erro
         raise error
 
     gen, ref = folders
-    monkeypatch.setattr(pixel, "video_psnr", broken)
+    monkeypatch.setattr(pixel, "frame_psnr", broken)
     with pytest.raises(type(error)):
         compute_metrics(["psnr"], ScoreRequest(videos=gen, reference=ref))
 
