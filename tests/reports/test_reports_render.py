@@ -98,8 +98,8 @@ def test_latex_marks_escapes_and_directions(board):
     assert "\\multicolumn{1}{c}{Image quality} & \\multicolumn{1}{c}{Distribution}" in mead
     lines = {ln.split(" & ")[0]: ln for ln in mead.splitlines()
              if " & " in ln and "Method" not in ln and "multicolumn" not in ln}
-    assert lines["plain\\_b$^\\dagger$"].split(" & ")[2] == "\\textbf{10.00}"  # FID: 2 decimals
-    assert lines["plain\\_c"].split(" & ")[2] == "\\underline{11.00}"
+    assert lines["plain\\_b$^\\dagger$"].split(" & ")[2] == "\\textbf{10.00} \\\\"  # FID: 2 decimals
+    assert lines["plain\\_c"].split(" & ")[2] == "\\underline{11.00} \\\\"
     assert "\\textbf{30.00}" in lines[tex_escape(EVIL)]
     assert "\\textless{}script\\textgreater{}" in tex and "\\&" in tex and "<script>" not in tex
     assert UNCALIBRATED_NOTE in tex
