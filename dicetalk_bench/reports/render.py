@@ -526,7 +526,8 @@ def _published_html(t: Table, published: Sequence[Any]) -> str:
     head = "".join(f"<th>{esc(k.upper())} {esc(arrows.get(k, ''))}</th>" for k in keys) + "".join(
         f'<th class="pubonly" title="reported by the source; not computed by dicetalk_bench">{esc(k.upper())} '
         f"{esc(arrows.get(k, ''))}</th>" for k in extra)
-    out = ['<div class="scroll"><table class="published"><thead><tr><th class="name">Published (not reproduced here)</th>', head,
+    out = ['<div class="scroll"><table class="published"><thead><tr>'
+           '<th class="name">Published (not reproduced here)</th>', head,
            "</tr></thead><tbody>"]
     for (_, method), vals in rows.items():
         source = next(iter(vals.values())).source
@@ -542,7 +543,8 @@ def _published_html(t: Table, published: Sequence[Any]) -> str:
             out.append("<td>\u2013</td>" if v is None else
                        f'<td title="{esc(source.citation)}">{esc(t.layout.format(k, v.value))}</td>')
         out.append("</tr>")
-    out.append("</tbody></table></div><p class=\"note\">Published numbers come from each source's own protocol (hover a "
+    out.append("</tbody></table></div><p class=\"note\">Published numbers come from each source's own protocol "
+               "(hover a "
                "row for the citation and protocol note); they are never marked and not comparable to the rows above "
                "unless the protocols match.</p>")
     return "".join(out)

@@ -146,6 +146,29 @@ def test_missing_video_is_marked_and_the_build_goes_on(scored, tmp_path):
     assert "unreadable" in plain["clips"][0]["problem"]
 
 
+def test_the_ceiling_row_shows_the_ground_truth(scored, tmp_path):
+    import shutil
+
+    _, out = scored
+    results = tmp_path / "results"
+    shutil.copytree(out / "results", results)
+    run_file = results / "mead" / "plain.json"
+    doc = json.loads(run_file.read_text())
+    doc["method"], doc["provenance"]["row_kind"] = "real video", "ceiling"
+    run_file.write_text(json.dumps(doc))
+    site = tmp_path / "site"
+    assert evaluate.main(["leaderboard", "--results", str(results), "--out", str(site), "--no-published",
+                          "--sample-clips", "2"]) == 0
+    sample = json.loads((site / "results.json").read_text())["datasets"][0]["sample_clips"]
+    rows = {r["method"]: r for r in sample["rows"]}
+    for clip, method_clip in zip(rows["real video"]["clips"], rows[EVIL]["clips"]):
+        assert clip["video"] == clip["reference"] == method_clip["reference"]  # one ground-truth copy, shared
+        assert clip["video"].startswith("media/mead/reference/")
+        assert (site / clip["video"]).read_bytes() == (scored[0] / "ref" / f"{clip['clip_id']}.mp4").read_bytes()
+    page = (site / "index.html").read_text()
+    assert page.count('class="clip-video"') == 2 * 2 + 2  # the method: generated + truth; the ceiling: truth
+
+
 def test_old_results_find_their_videos_in_the_metric_records(tmp_path, write_results):
     """Results written before the provenance recorded "videos": the folders come from the metrics' extra."""
     from dicetalk_bench.reports.clip_strip import row_folders
