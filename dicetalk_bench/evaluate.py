@@ -185,8 +185,24 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
                         "dicetalk_bench ships are always included unless --no-published")
     p.add_argument("--no-published", action="store_true", help="leave out the shipped published rows")
     p.add_argument("--title", default="dicetalk_bench leaderboard")
+    p.add_argument("--column-groups", type=_group_order, default=None, metavar="NAMES",
+                   help="order of the metric column groups, comma-separated (image = PSNR/SSIM/LPIPS, distribution "
+                        "= FID/FVD/KID, sync = Sync-C/D, emotion = emotion accuracy, identity = CSIM); groups left "
+                        "out follow in that default order")
+    p.add_argument("--sample-clips", type=non_negative_int, default=4,
+                   help="test clips shown as stills and videos per row (the same for every row; 0: none)")
+    p.add_argument("--sample-seed", type=int, default=0, help="seed of the sample clips' choice (recorded)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
+
+
+def _group_order(text: str) -> tuple[str, ...]:
+    from dicetalk_bench.reports.layout import parse_group_order
+
+    try:
+        return parse_group_order(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -198,11 +214,17 @@ def _setup_logging(verbose: bool) -> None:
 def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, set_resamples: int = 100,
                     level: float = 0.95, seed: int = 0, title: str = "dicetalk_bench leaderboard",
                     max_failure_excess: float = 0.01, recompute_intervals: bool = False,
-                    published: Sequence[Path] = (), shipped_published: bool = True) -> dict[str, Path]:
+                    published: Sequence[Path] = (), shipped_published: bool = True,
+                    column_groups: Sequence[str] | None = None, sample_clips: int = 4,
+                    sample_seed: int = 0) -> dict[str, Path]:
     """Read every results file under ``results_dir`` and write the leaderboard files into ``out_dir``.
 
     Cells show the intervals stored in the results; ``recompute_intervals`` recomputes them at these settings
-    (the per-video features are then loaded)."""
+    (the per-video features are then loaded). ``column_groups``: order of the metric groups
+    (:mod:`dicetalk_bench.reports.layout`); ``sample_clips`` clips per dataset drawn with ``sample_seed`` are shown
+    as stills and videos (:mod:`dicetalk_bench.reports.clip_strip`)."""
+    from dicetalk_bench.reports.clip_strip import StripConfig
+    from dicetalk_bench.reports.layout import DEFAULT_GROUP_ORDER, PageLayout
     from dicetalk_bench.reports.leaderboard import BootstrapConfig, MarkingConfig, build_tables
     from dicetalk_bench.reports.render import write_leaderboard
     from dicetalk_bench.reports.runs import find_runs
@@ -214,7 +236,9 @@ def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, 
     from dicetalk_bench.reports.published import load_published
 
     rows = (load_published() if shipped_published else []) + (load_published(list(published)) if published else [])
-    paths = write_leaderboard(build_tables(runs, boot, marking), out_dir, boot, title=title, published=rows)
+    layout = PageLayout(group_order=tuple(column_groups or DEFAULT_GROUP_ORDER))
+    paths = write_leaderboard(build_tables(runs, boot, marking, layout), out_dir, boot, title=title, published=rows,
+                              strip=StripConfig(n_clips=sample_clips, seed=sample_seed))
     logger.info("leaderboard of %d results files written to %s", len(runs), paths["html"])
     return paths
 
@@ -231,7 +255,8 @@ def _cmd_leaderboard(argv: list[str]) -> int:
                         level=args.level, seed=args.seed, title=args.title,
                         max_failure_excess=args.max_failure_excess,
                         recompute_intervals=args.recompute_intervals, published=args.published,
-                        shipped_published=not args.no_published)
+                        shipped_published=not args.no_published, column_groups=args.column_groups,
+                        sample_clips=args.sample_clips, sample_seed=args.sample_seed)
     except (FileNotFoundError, ResultFormatError, LeaderboardError, PublishedRowsError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # a set-up error, as every command reports one
         return 1
@@ -461,6 +486,39 @@ def _config_from_args(args: argparse.Namespace, names: list[str]) -> EvalConfig:
         real=args.real)
 
 
+def emotion_map(cfg: EvalConfig, results: Sequence[Any]) -> dict[str, str]:
+    """clip id -> emotion of the scored clips: the clip manifest's column with ``--processed``
+    (:func:`dicetalk_bench.preprocessing.load_manifest`), else parsed from MEAD clip ids; empty when neither
+    names an emotion (e.g. HDTF)."""
+    if cfg.processed is not None:
+        from dicetalk_bench.preprocessing import load_manifest
+
+        try:
+            frame = load_manifest(cfg.processed, status=None)
+        except FileNotFoundError:
+            frame = None
+        if frame is not None and "emotion" in frame.columns:
+            return {str(c): str(e) for c, e in zip(frame["clip_id"], frame["emotion"]) if isinstance(e, str)}
+    from dicetalk_bench.reports.breakdown import manifest_from_clip_ids
+
+    ids: set[str] = set()
+    for r in results:
+        ids |= set(r.features or ()) | set(r.reference_features or ()) | set(r.clip_ids) | set(r.per_video)
+    frame = manifest_from_clip_ids(sorted(ids))
+    return dict(zip(frame["clip_id"], frame["emotion"]))
+
+
+def with_per_emotion(results: Sequence[Any], emotions: dict[str, str]) -> list[Any]:
+    """``results`` with FID/FVD per emotion stored in ``extra["per_emotion"]`` (:mod:`.reports.per_emotion`)."""
+    from dicetalk_bench.reports.per_emotion import PER_EMOTION_KEY, per_emotion_record
+
+    out = []
+    for r in results:
+        record = per_emotion_record(r, emotions) if emotions else None
+        out.append(r if record is None else dataclasses.replace(r, extra={**r.extra, PER_EMOTION_KEY: record}))
+    return out
+
+
 def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
     """Generate (with a checkpoint) and score; returns (results file, exit code of the scoring)."""
     from dicetalk_bench.config import config_hash, save_config
@@ -510,11 +568,14 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
         results, failed = score_ceiling(cfg, request, row)
     else:
         results, failed = score_metrics(list(cfg.metrics), request, keep_going=cfg.keep_going)
+    results = with_per_emotion(results, emotion_map(cfg, results))
     provenance = build_provenance(method=cfg.method, dataset=cfg.dataset, seed=cfg.seed, argv=argv,
                                   config_hash=config_hash(cfg), results=results, checkpoint=checkpoint_record,
                                   videos_sha256=list_videos(videos).manifest_hash(),
                                   extra={"config_file": f"{stem}.config.yaml",
-                                         "reference": None if reference is None else str(reference)})
+                                         # where the scored and the reference videos are (the page's clip strip)
+                                         "videos": str(Path(videos).resolve()),
+                                         "reference": None if reference is None else str(Path(reference).resolve())})
     provenance = {**provenance, **row}
     save_config(cfg, results_dir, name=f"{stem}.config.yaml")
     write_run(results, path, method=cfg.method, dataset=cfg.dataset, provenance=provenance,

@@ -26,10 +26,11 @@ from dicetalk_bench.metrics.result import MetricResult
 from dicetalk_bench.reports.calibration import RowCalibration, generator_problems, row_calibration
 from dicetalk_bench.reports.comparability import (Group, MarkingConfig, comparable_protocol, mark_column,
                                                   rank_marks)
+from dicetalk_bench.reports.layout import PageLayout
 from dicetalk_bench.reports.runs import Run
 
 __all__ = ["ARROWS", "BootstrapConfig", "Cell", "Column", "LeaderboardError", "MarkingConfig", "Row", "Table",
-           "build_columns", "build_tables", "cell_for", "rank_marks", "set_statistic"]
+           "PageLayout", "build_columns", "build_tables", "cell_for", "rank_marks", "set_statistic"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class Table:
     glossary: Mapping[str, list[dict[str, Any]]]  # metric -> [{"protocol": {...}, "methods": [...]}, ...]
     groups: Mapping[str, tuple[Group, ...]] = dataclasses.field(default_factory=dict)  # metric -> comparison groups
     marking: MarkingConfig = MarkingConfig()
+    layout: PageLayout = PageLayout()  # column groups and decimals of the page and the LaTeX table
 
 
 def _registry_spec(key: str) -> Any:
@@ -228,18 +230,26 @@ def _glossary(columns: Sequence[Column], runs: Sequence[Run]) -> dict[str, list[
 
 
 def build_tables(runs: Sequence[Run], boot: BootstrapConfig = BootstrapConfig(),
-                 marking: MarkingConfig = MarkingConfig()) -> list[Table]:
-    """One :class:`Table` per dataset (MEAD, HDTF, then others by name), rows in the order of ``runs``; marks per
-    column by :func:`.comparability.mark_column` under ``marking``."""
+                 marking: MarkingConfig = MarkingConfig(), layout: PageLayout = PageLayout()) -> list[Table]:
+    """One :class:`Table` per dataset (MEAD, HDTF, then others by name), rows in the order of ``runs``; columns in
+    ``layout``'s group order; marks per column by :func:`.comparability.mark_column` under ``marking``. A build
+    that takes more than a second shows a progress bar (tqdm, one step per row: the cells' intervals)."""
+    from tqdm.auto import tqdm
+
     if not runs:
         raise LeaderboardError("no results to put in a leaderboard")
     tables = []
+    bar = tqdm(total=len(runs), desc="leaderboard", unit="row", delay=1.0, leave=False)
     for dataset in sorted({r.dataset for r in runs}, key=lambda d: (DATASET_ORDER.get(d, len(DATASET_ORDER)), d)):
         group = [r for r in runs if r.dataset == dataset]
-        columns = build_columns(group)
+        by_key = {c.key: c for c in build_columns(group)}
+        columns = tuple(by_key[k] for k in layout.order_keys(list(by_key)))
         calibration = [row_calibration(run.results.values(), run.provenance) for run in group]
         generator_ok = [not generator_problems(run.provenance)[0] for run in group]
-        cells = [{c.key: cell_for(run.results.get(c.key), boot) for c in columns} for run in group]
+        cells = []
+        for run in group:
+            cells.append({c.key: cell_for(run.results.get(c.key), boot) for c in columns})
+            bar.update(1)
         kinds = [row_kind(run.provenance) for run in group]
         groups: dict[str, tuple[Group, ...]] = {}
         for c in columns:
@@ -255,5 +265,6 @@ def build_tables(runs: Sequence[Run], boot: BootstrapConfig = BootstrapConfig(),
         rows = tuple(Row(run.method, cal.calibrated, run.provenance, str(run.path), cell_row, cal, kind,
                          dict(run.results))
                      for run, cal, cell_row, kind in zip(group, calibration, cells, kinds))
-        tables.append(Table(dataset, columns, rows, _glossary(columns, group), groups, marking))
+        tables.append(Table(dataset, columns, rows, _glossary(columns, group), groups, marking, layout))
+    bar.close()
     return tables

@@ -12,14 +12,18 @@ import datetime as _dt
 import html
 import io
 import json
+import functools
 import math
-from collections.abc import Sequence
+import shlex
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dicetalk_bench.fileutil import atomic_write_bytes
 from dicetalk_bench.metrics.result import json_types
 from dicetalk_bench.reports.comparability import points
+from dicetalk_bench.reports.clip_strip import StripConfig
+from dicetalk_bench.reports.layout import PageLayout
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, Cell, Table
 
 LEADERBOARD_SCHEMA = "dicetalk_bench.leaderboard"
@@ -54,24 +58,46 @@ def fmt(value: float | None) -> str:
     return f"{value:.3e}"
 
 
-def half_width(cell: Cell) -> float | None:
-    """Half the width of a cell's interval when it is symmetric about the value (to display precision), else
-    None (then :func:`interval_text` shows low–high)."""
+def half_width(cell: Cell, f: Callable[[float | None], str] = fmt) -> float | None:
+    """Half the width of a cell's interval when it is symmetric about the value (to display precision ``f``),
+    else None (then :func:`interval_text` shows low–high)."""
     if cell.ci is None or cell.value is None:
         return None
     lo, hi = cell.ci
     hw = (hi - lo) / 2.0
-    if fmt(cell.value - lo) != fmt(hi - cell.value):
+    if f(cell.value - lo) != f(hi - cell.value):
         return None
     return hw
 
 
-def interval_text(cell: Cell, pm: str = "\u00b1 ", dash: str = "\u2013") -> str | None:
-    """``"± h"`` for an interval symmetric about the value, ``"[low–high]"`` otherwise, None without one."""
+def interval_text(cell: Cell, pm: str = "\u00b1 ", dash: str = "\u2013",
+                  f: Callable[[float | None], str] = fmt) -> str | None:
+    """``"± h"`` for an interval symmetric about the value, ``"[low–high]"`` otherwise, None without one; numbers
+    formatted by ``f`` (a metric's decimals: :meth:`.layout.PageLayout.format`)."""
     if cell.ci is None:
         return None
-    hw = half_width(cell)
-    return f"{pm}{fmt(hw)}" if hw is not None else f"[{fmt(cell.ci[0])}{dash}{fmt(cell.ci[1])}]"
+    hw = half_width(cell, f)
+    return f"{pm}{f(hw)}" if hw is not None else f"[{f(cell.ci[0])}{dash}{f(cell.ci[1])}]"
+
+
+def metric_formatter(layout: PageLayout, key: str) -> Callable[[float | None], str]:
+    """The display formatter of metric ``key`` under ``layout`` (its decimals)."""
+    return functools.partial(layout.format, key)
+
+
+def reproduce_text(provenance: Mapping[str, Any]) -> str | None:
+    """The shell lines that reproduce a row: the toolkit version and commit as a comment, then the exact command
+    line recorded in the provenance (shell-quoted); None when the results file records no command line."""
+    argv = provenance.get("command_line")
+    if not argv:
+        return None
+    command = shlex.join(str(a) for a in argv) if isinstance(argv, (list, tuple)) else str(argv)
+    commit = provenance.get("git_commit")
+    head = f"# dicetalk_bench {provenance.get('toolkit_version') or '?'}"
+    if commit:
+        head += f", git checkout {commit}" + (" (the run had uncommitted changes)" if provenance.get("git_dirty")
+                                              else "")
+    return f"{head}\n{command}"
 
 
 def _short(h: Any, n: int = 12) -> str:
@@ -122,6 +148,7 @@ def tables_to_dict(tables: Sequence[Table], boot: BootstrapConfig) -> dict[str, 
                       "calibration": {"label": r.calibration.label(), "problems": list(r.calibration.problems),
                                       "pinned_by_user": list(r.calibration.pinned_by_user)},
                       "provenance": dict(r.provenance),
+                      "per_emotion": per_emotion_records(r),
                       "metrics": {k: {"value": c.value, "ci_low": None if c.ci is None else c.ci[0],
                                       "ci_high": None if c.ci is None else c.ci[1], "ci_method": c.ci_method,
                                       "ci_level": c.ci_level, "n_videos": c.n_videos, "n_failures": c.n_failures,
@@ -130,6 +157,9 @@ def tables_to_dict(tables: Sequence[Table], boot: BootstrapConfig) -> dict[str, 
                                   for k, c in r.cells.items()}}
                      for r in t.rows],
             "comparison_groups": _groups_dict(t),
+            "column_groups": [{"group": g, "heading": h, "metrics": keys}
+                              for g, h, keys in t.layout.groups([c.key for c in t.columns])],
+            "decimals": {c.key: t.layout.decimals.get(c.key) for c in t.columns},
             "glossary": dict(t.glossary),
         } for t in tables],
     }
@@ -204,22 +234,33 @@ def tables_to_latex(tables: Sequence[Table]) -> str:
         parts.append(f"% dataset: {tex_escape(t.dataset)}")
         parts.append("\\begin{tabular}{l" + "c" * len(t.columns) + "}")
         parts.append("\\toprule")
+        runs = t.layout.groups([c.key for c in t.columns])
+        by_key = {c.key: c for c in t.columns}
+        columns = [by_key[k] for _, _, keys in runs for k in keys]
+        if len(runs) > 1 or (runs and runs[0][0] != "other"):
+            heads, rules, col = ["~"], [], 2
+            for _, heading, keys in runs:
+                heads.append(f"\\multicolumn{{{len(keys)}}}{{c}}{{{tex_escape(heading)}}}")
+                rules.append(f"\\cmidrule(lr){{{col}-{col + len(keys) - 1}}}")
+                col += len(keys)
+            parts.append(" & ".join(heads) + " \\\\ " + " ".join(rules))
         heads = [f"{tex_escape(c.key.upper())} $\\{'uparrow' if c.higher_is_better else 'downarrow'}$"
-                 for c in t.columns]
+                 for c in columns]
         parts.append(" & ".join(["Method"] + heads) + " \\\\")
         parts.append("\\midrule")
         for r in t.rows:
             cells = []
-            for c in t.columns:
+            for c in columns:
                 cell = r.cells[c.key]
-                s = fmt(cell.value)
+                f = metric_formatter(t.layout, c.key)
+                s = f(cell.value)
                 if cell.mark == "best":
                     s = f"\\textbf{{{s}}}"
                 elif cell.mark == "second":
                     s = f"\\underline{{{s}}}"
                 if cell.group is not None:
                     s += f"\\textsuperscript{{{tex_escape(cell.group)}}}"
-                ci = interval_text(cell, pm="$\\pm$ ", dash="--")
+                ci = interval_text(cell, pm="$\\pm$ ", dash="--", f=f)
                 if ci is not None:
                     s += f" {{\\scriptsize {ci}}}"
                 if cell.n_failures:
@@ -246,40 +287,76 @@ def tables_to_latex(tables: Sequence[Table]) -> str:
 
 # ---------------------------------------------------------------------------------------------------- HTML
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#222;max-width:1400px}
-h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.6rem}
-.tabs button{border:1px solid #bbb;background:#f4f4f4;padding:.35rem .9rem;cursor:pointer;border-radius:4px 4px 0 0}
-.tabs button.active{background:#fff;border-bottom-color:#fff;font-weight:600}
+:root{color-scheme:light dark;--fg:#222;--bg:#fff;--muted:#666;--faint:#888;--line:#ddd;--head:#f4f4f6;
+--tab:#eef0f3;--tab-line:#bbb;--bad:#9b1c1c;--bad-bg:#fde2e1;--bad-line:#f5a3a0;--bad-row:#fff6f6;
+--info:#1a3d7c;--info-bg:#e8f0fe;--info-line:#a8c0f0;--pub:#6b6b6b;--pub-bg:#f6f6f6;--warn:#8a5a00;
+--link:#0b57d0;--code-bg:#f3f3f3}
+@media (prefers-color-scheme:dark){:root{--fg:#e6e6e6;--bg:#15171a;--muted:#a9adb3;--faint:#8d9299;--line:#3a3e44;
+--head:#22262b;--tab:#23272d;--tab-line:#4a4f57;--bad:#ff9c94;--bad-bg:#4a1f1d;--bad-line:#8c3a35;
+--bad-row:#2a1d1e;--info:#a9c6ff;--info-bg:#1d2a44;--info-line:#3d5689;--pub:#a0a4aa;--pub-bg:#1d2024;
+--warn:#e6b35c;--link:#8ab4f8;--code-bg:#1f2226}}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem auto;padding:0 1rem;
+color:var(--fg);background:var(--bg);max-width:1400px;line-height:1.4}
+a{color:var(--link)}h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.6rem}
+.downloads a{margin-right:.8rem}
+.tabs{display:flex;flex-wrap:wrap;gap:.2rem}
+.tabs button{border:1px solid var(--tab-line);background:var(--tab);color:var(--fg);padding:.35rem .9rem;
+cursor:pointer;border-radius:4px 4px 0 0;font:inherit}
+.tabs button[aria-selected=true]{background:var(--bg);border-bottom-color:var(--bg);font-weight:600}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;max-width:100%}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
-th,td{border:1px solid #ddd;padding:.3rem .55rem;text-align:right;vertical-align:top}
-th{background:#f7f7f7;cursor:pointer;user-select:none}th.name,td.name{text-align:left}
+th,td{border:1px solid var(--line);padding:.3rem .55rem;text-align:right;vertical-align:top}
+th{background:var(--head)}th[data-sortable]{cursor:pointer;user-select:none}th.name,td.name{text-align:left}
+th.group{text-align:center;font-weight:600;cursor:default}
+table.board td.name{position:sticky;left:0;background:var(--bg);z-index:1}
 td.best .v{font-weight:700}td.second .v{text-decoration:underline}
-.ci{color:#666;font-size:.78rem}.n{color:#888;font-size:.72rem;display:block}
-.fail{color:#9b1c1c;font-size:.72rem;display:block}.grp{color:#555;font-size:.68rem;margin-left:.15rem}
-.pinned{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:#e8f0fe;color:#1a3d7c;
-border:1px solid #a8c0f0;border-radius:3px;font-size:.72rem;font-weight:400}
-.groups{font-size:.82rem;color:#333}.groups li{margin:.15rem 0}
-.uncal{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:#fde2e1;color:#9b1c1c;
-border:1px solid #f5a3a0;border-radius:3px;font-size:.72rem;font-weight:400}
-tr.uncalibrated td{background:#fffafa}
-tr.kind-ceiling td,tr.kind-baseline td{font-style:italic;color:#444}
-table.breakdown{display:inline-table;margin:.3rem 1rem .3rem 0;font-size:.8rem}figure.confusion{display:inline-block;margin:.3rem 1rem 0 0}
-table.published{margin-top:.6rem}table.published td,table.published th{color:#777;background:#f6f6f6}
-.unchecked{font-size:.7rem;color:#8a5a00;margin-left:.3rem}.pubonly{font-style:italic}
-.kind{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:#e8eef8;color:#1c3d6e;border-radius:3px;
-font-size:.75rem;font-style:normal}
+.ci{color:var(--muted);font-size:.78rem;white-space:nowrap}.n{color:var(--faint);font-size:.72rem;display:block}
+.fail{color:var(--bad);font-size:.72rem;display:block}.grp{color:var(--muted);font-size:.68rem;margin-left:.15rem}
+.pinned{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:var(--info-bg);color:var(--info);
+border:1px solid var(--info-line);border-radius:3px;font-size:.72rem;font-weight:400}
+.groups{font-size:.82rem}.groups li{margin:.15rem 0}
+.uncal{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:var(--bad-bg);color:var(--bad);
+border:1px solid var(--bad-line);border-radius:3px;font-size:.72rem;font-weight:400}
+tr.uncalibrated td{background:var(--bad-row)}
+tr.kind-ceiling td,tr.kind-baseline td{font-style:italic;color:var(--muted)}
+table.breakdown{display:inline-table;margin:.3rem 1rem .3rem 0;font-size:.8rem}
+figure.confusion{display:inline-block;margin:.3rem 1rem 0 0}
+svg.confusion{background:#fff;color:#000;border-radius:4px;max-width:100%;height:auto}
+table.published{margin-top:.6rem}table.published td,table.published th{color:var(--pub);background:var(--pub-bg)}
+.unchecked{font-size:.7rem;color:var(--warn);margin-left:.3rem}.pubonly{font-style:italic}
+.kind{display:inline-block;margin-left:.4rem;padding:0 .35rem;background:var(--info-bg);color:var(--info);
+border-radius:3px;font-size:.75rem;font-style:normal}
 .prov th,.gloss th{text-align:left}
 .prov td,.gloss td{text-align:left;font-family:ui-monospace,monospace;font-size:.78rem}
-pre{margin:0;white-space:pre-wrap;max-width:60rem}
-footer{margin-top:2rem;border-top:1px solid #ddd;padding-top:.6rem;font-size:.82rem;color:#444}
+pre{margin:0;white-space:pre-wrap;word-break:break-all;max-width:60rem}
+details.repro pre{background:var(--code-bg);padding:.4rem;border-radius:3px;min-width:16rem}
+.empty-why{color:var(--faint);font-size:.75rem}
+.strip{display:flex;flex-wrap:wrap;align-items:flex-start;gap:.5rem;margin:.5rem 0;padding:.4rem 0;
+border-top:1px solid var(--line)}
+.strip-name{flex:0 0 9rem;font-weight:600;word-break:break-word}
+.clip summary{list-style:none;cursor:pointer}.clip summary::-webkit-details-marker{display:none}
+.clip img{display:block;width:192px;max-width:40vw;height:auto;border-radius:3px;border:1px solid var(--line)}
+.clip small{display:block;color:var(--faint);font-size:.7rem;max-width:192px;overflow-wrap:anywhere}
+.clip.missing{width:192px;max-width:40vw;min-height:6rem;border:1px dashed var(--line);border-radius:3px;
+padding:.4rem;display:flex;flex-direction:column;justify-content:center;text-align:center}
+.na{color:var(--bad);font-size:.8rem}
+.pair{display:flex;flex-wrap:wrap;gap:.5rem;margin:.4rem 0}.pair figure{margin:0}
+.pair video{width:320px;max-width:100%;background:#000}
+.pair figcaption{font-size:.75rem;color:var(--muted)}
+footer{margin-top:2rem;border-top:1px solid var(--line);padding-top:.6rem;font-size:.82rem;color:var(--muted)}
+@media (max-width:700px){body{margin:.6rem auto;padding:0 .5rem;font-size:.92rem}h1{font-size:1.2rem}
+table{font-size:.8rem}th,td{padding:.2rem .35rem}.strip-name{flex-basis:100%}.pair video{width:100%}}
 """
 
 # Sorting: the first click on a metric header puts the best value first (direction from data-hib), the next click
-# reverses; rows without a value always go last. The method column sorts alphabetically.
+# reverses; rows without a value always go last. The method column sorts alphabetically. A header's column is its
+# data-col (the grouped header has two rows, so cellIndex is not the body column).
 _JS = """
 function showTab(id){document.querySelectorAll('section.dataset').forEach(function(s){s.hidden=(s.id!==id);});
-document.querySelectorAll('.tabs button').forEach(function(b){b.classList.toggle('active',b.dataset.target===id);});}
-function sortBy(th){var table=th.closest('table'),tbody=table.tBodies[0],col=th.cellIndex;
+document.querySelectorAll('.tabs button').forEach(function(b){var on=b.dataset.target===id;
+b.classList.toggle('active',on);b.setAttribute('aria-selected',on?'true':'false');b.tabIndex=on?0:-1;});}
+function sortBy(th){var table=th.closest('table'),tbody=table.tBodies[0],col=parseInt(th.dataset.col,10);
 var hib=th.dataset.hib,asc;var state=th.dataset.state==='1'?'0':'1';
 table.querySelectorAll('th').forEach(function(h){h.dataset.state='';});th.dataset.state=state;
 if(hib==='true'){asc=state!=='1';}else if(hib==='false'){asc=state==='1';}else{asc=state==='1';}
@@ -297,10 +374,12 @@ b.addEventListener('click',function(){showTab(b.dataset.target);});});});
 """
 
 
-def _cell_html(cell: Cell) -> str:
+def _cell_html(cell: Cell, f: Callable[[float | None], str] = fmt) -> str:
+    """One score cell; the value and interval at the metric's decimals (``f``), full precision on hover."""
     cls = [cell.mark] if cell.mark else []
     sort = "" if cell.value is None else repr(float(cell.value))
-    title = f"n = {cell.n_videos} videos"
+    title = f"{fmt(cell.value)}; n = {cell.n_videos} videos" if cell.value is not None else \
+        f"n = {cell.n_videos} videos"
     if cell.n_failures:
         title += f", {failure_text(cell)}"
     if cell.ci is not None:
@@ -311,10 +390,10 @@ def _cell_html(cell: Cell) -> str:
         title += f"; comparison group {cell.group}"
     if cell.note:
         title += f"; {cell.note}"
-    body = f'<span class="v">{esc(fmt(cell.value))}</span>'
+    body = f'<span class="v">{esc(f(cell.value))}</span>'
     if cell.group is not None:
         body += f'<sup class="grp">{esc(cell.group)}</sup>'
-    ci = interval_text(cell)
+    ci = interval_text(cell, f=f)
     if ci is not None:
         body += f' <span class="ci">{esc(ci)}</span>'
     if cell.value is not None or cell.n_videos:
@@ -325,11 +404,26 @@ def _cell_html(cell: Cell) -> str:
 
 
 def _table_html(t: Table) -> str:
-    out = ['<table class="board"><thead><tr><th class="name" data-sortable>Method</th>']
-    for c in t.columns:
+    """The score table: a header row of column groups (:class:`.layout.PageLayout`), a row of metrics
+    (``data-metric``), one body row per results file (``data-row-kind``), wrapped for horizontal scrolling."""
+    runs = t.layout.groups([c.key for c in t.columns])
+    cols = {c.key: c for c in t.columns}
+    grouped = bool(runs) and not (len(runs) == 1 and runs[0][0] == "other")
+    span = ' rowspan="2"' if grouped else ""
+    out = [f'<div class="scroll"><table class="board"><thead><tr><th class="name" data-sortable data-col="0"{span}>'
+           f"Method</th>"]
+    if grouped:
+        out += [f'<th class="group" colspan="{len(keys)}" data-group="{esc(name)}">{esc(heading)}</th>'
+                for name, heading, keys in runs]
+        out.append("</tr><tr>")
+    columns = [cols[k] for _, _, keys in runs for k in keys]
+    for j, c in enumerate(columns, start=1):
         direction = "higher is better" if c.higher_is_better else "lower is better"
-        out.append(f'<th data-sortable data-hib="{"true" if c.higher_is_better else "false"}" '
-                   f'title="{esc(c.description)} ({direction})">{esc(c.key.upper())} {esc(c.arrow)}</th>')
+        decimals = t.layout.decimals.get(c.key)
+        shown = "" if decimals is None else f"; shown with {decimals} decimals"
+        out.append(f'<th data-sortable data-col="{j}" data-metric="{esc(c.key)}" '
+                   f'data-hib="{"true" if c.higher_is_better else "false"}" '
+                   f'title="{esc(c.description)} ({direction}{shown})">{esc(c.key.upper())} {esc(c.arrow)}</th>')
     out.append("</tr></thead><tbody>")
     for r in t.rows:
         if r.calibrated:
@@ -340,18 +434,19 @@ def _table_html(t: Table) -> str:
         classes = [f"kind-{r.kind}"] + ([] if r.calibrated else ["uncalibrated"])
         kind = "" if r.kind == "method" else (
             f'<span class="kind" title="{esc(KIND_NOTES[r.kind])}">{esc(r.kind)}</span>')
-        out.append(f'<tr class="{" ".join(classes)}" data-kind="{esc(r.kind)}"><td class="name" '
-                   f'data-sort="{esc(r.method)}">{esc(r.method)}{kind}{badge}</td>')
-        out += [_cell_html(r.cells[c.key]) for c in t.columns]
+        out.append(f'<tr class="{" ".join(classes)}" data-kind="{esc(r.kind)}" data-row-kind="{esc(r.kind)}">'
+                   f'<td class="name" data-sort="{esc(r.method)}">{esc(r.method)}{kind}{badge}</td>')
+        out += [_cell_html(r.cells[c.key], metric_formatter(t.layout, c.key)) for c in columns]
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
 def _provenance_html(t: Table, raw_links: dict[str, str]) -> str:
     out = ['<table class="prov"><thead><tr><th class="name">Method</th><th>checkpoint sha256</th>'
            '<th>toolkit</th><th>git commit</th><th>date (UTC)</th><th>config hash</th><th>seed</th>'
-           '<th>extractor weights</th><th>extractors (sha256)</th><th>raw results</th></tr></thead><tbody>']
+           '<th>extractor weights</th><th>extractors (sha256)</th><th>raw results</th><th>how to reproduce</th>'
+           '</tr></thead><tbody>']
     for r in t.rows:
         p = r.provenance
         ck = p.get("checkpoint") or {}
@@ -366,10 +461,19 @@ def _provenance_html(t: Table, raw_links: dict[str, str]) -> str:
                  _short(p.get("git_commit")) + (" (uncommitted changes)" if p.get("git_dirty") else ""),
                  p.get("date_utc") or "\u2013", p.get("config_hash") or "\u2013",
                  "\u2013" if p.get("seed") is None else p.get("seed"), cal, exts or "\u2013"]
-        out.append(f'<tr><td class="name">{esc(r.method)}</td>' + "".join(f"<td>{esc(c)}</td>" for c in cells)
-                   + f"<td>{link_html}</td></tr>")
+        out.append(f'<tr data-row-kind="{esc(r.kind)}"><td class="name">{esc(r.method)}</td>'
+                   + "".join(f"<td>{esc(c)}</td>" for c in cells)
+                   + f"<td>{link_html}</td><td>{_reproduce_html(p)}</td></tr>")
     out.append("</tbody></table>")
-    return "".join(out)
+    return '<div class="scroll">' + "".join(out) + "</div>"
+
+
+def _reproduce_html(provenance: Mapping[str, Any]) -> str:
+    """A folded "how to reproduce" box with the row's exact command line (:func:`reproduce_text`)."""
+    text = reproduce_text(provenance)
+    if text is None:
+        return '<span class="empty-why">no command line recorded (results file from an older version)</span>'
+    return f'<details class="repro"><summary>command</summary><pre><code>{esc(text)}</code></pre></details>'
 
 
 def _groups_html(t: Table) -> str:
@@ -415,14 +519,15 @@ def _published_html(t: Table, published: Sequence[Any]) -> str:
     rows = published_by_row(published, t.dataset)
     if not rows:
         return ""
-    keys = [c.key for c in t.columns]
+    keys = t.layout.order_keys([c.key for c in t.columns])
     extra = sorted({m for vals in rows.values() for m, v in vals.items() if m not in keys})
     arrows = {v.metric: ("\u2191" if v.higher_is_better else "\u2193") for vals in rows.values() for v in vals.values()}
     arrows.update({c.key: c.arrow for c in t.columns})
     head = "".join(f"<th>{esc(k.upper())} {esc(arrows.get(k, ''))}</th>" for k in keys) + "".join(
         f'<th class="pubonly" title="reported by the source; not computed by dicetalk_bench">{esc(k.upper())} '
         f"{esc(arrows.get(k, ''))}</th>" for k in extra)
-    out = ['<table class="published"><thead><tr><th class="name">Published (not reproduced here)</th>', head,
+    out = ['<div class="scroll"><table class="published"><thead><tr>'
+           '<th class="name">Published (not reproduced here)</th>', head,
            "</tr></thead><tbody>"]
     for (_, method), vals in rows.items():
         source = next(iter(vals.values())).source
@@ -430,20 +535,22 @@ def _published_html(t: Table, published: Sequence[Any]) -> str:
         label = f' <span class="kind">{esc(kind)}</span>' if kind != "method" else ""
         flag = "" if source.checked else ' <span class="unchecked" title="{}">unchecked</span>'.format(
             esc(source.checked_note or "not checked against the paper"))
-        out.append(f'<tr class="published-row" data-kind="published" title="{esc(source.citation)}">'
+        out.append(f'<tr class="published-row" data-kind="published" data-row-kind="published" '
+                   f'title="{esc(source.citation)}">'
                    f'<td class="name">{esc(method)}{label} <small>arXiv:{esc(source.arxiv)}</small>{flag}</td>')
         for k in keys + extra:
             v = vals.get(k)
             out.append("<td>\u2013</td>" if v is None else
-                       f'<td title="{esc(source.citation)}">{esc(fmt(v.value))}</td>')
+                       f'<td title="{esc(source.citation)}">{esc(t.layout.format(k, v.value))}</td>')
         out.append("</tr>")
-    out.append("</tbody></table><p class=\"note\">Published numbers come from each source's own protocol (hover a "
+    out.append("</tbody></table></div><p class=\"note\">Published numbers come from each source's own protocol "
+               "(hover a "
                "row for the citation and protocol note); they are never marked and not comparable to the rows above "
                "unless the protocols match.</p>")
     return "".join(out)
 
 
-def _breakdown_tables_html(r: Any) -> str:
+def _breakdown_tables_html(r: Any, layout: PageLayout = PageLayout()) -> str:
     """Emotion x level tables (mean over videos, n) of every per-video metric of a row whose clip ids name them."""
     from dicetalk_bench.reports.breakdown import breakdown_table, manifest_from_clip_ids, per_video_frame
 
@@ -469,7 +576,8 @@ def _breakdown_tables_html(r: Any) -> str:
                     continue
                 fail = f' <span class="fail">{int(failed)} failed</span>' if failed == failed and failed else ""
                 cells.append(f'<td data-emotion="{esc(emotion)}" data-level="{esc(lv)}" data-n="{int(n)}">'
-                             f'{esc(fmt(None if mean != mean else float(mean)))} <span class="n">n={int(n)}</span>'
+                             f'{esc(layout.format(key, None if mean != mean else float(mean)))} '
+                             f'<span class="n">n={int(n)}</span>'
                              f"{fail}</td>")
             body.append(f"<tr><td>{esc(emotion)}</td>{''.join(cells)}</tr>")
         parts.append(f'<table class="breakdown" data-metric="{esc(key)}"><caption>{esc(key.upper())}</caption>'
@@ -492,12 +600,53 @@ def _confusion_html(r: Any, ceiling: Any | None) -> str:
     return "".join(out) if len(out) and r.results.get("emo-acc") is not None else ""
 
 
+def per_emotion_records(r: Any) -> dict[str, Mapping[str, Any]]:
+    """metric key -> the ``extra["per_emotion"]`` record stored with a row's FID/FVD at scoring time."""
+    from dicetalk_bench.reports.per_emotion import PER_EMOTION_KEY
+
+    return {k: res.extra[PER_EMOTION_KEY] for k, res in r.results.items()
+            if isinstance(res.extra.get(PER_EMOTION_KEY), Mapping)}
+
+
+def _per_emotion_html(r: Any, layout: PageLayout) -> str:
+    """FID / FVD per emotion (computed at scoring time, :mod:`.per_emotion`): a value with n, or why it is empty."""
+    records = per_emotion_records(r)
+    if not records:
+        return ""
+    keys = layout.order_keys(list(records))
+    emotions = sorted({e for rec in records.values() for e in rec.get("groups", {})})
+    head = "".join(f'<th data-metric="{esc(k)}">{esc(k.upper())}</th>' for k in keys)
+    body = []
+    for e in emotions:
+        cells = []
+        for k in keys:
+            g = records[k].get("groups", {}).get(e)
+            if g is None:
+                cells.append('<td class="empty"><span class="empty-why">no videos</span></td>')
+            elif g.get("value") is None:
+                cells.append(f'<td class="empty" data-emotion="{esc(e)}"><span class="empty-why">'
+                             f'{esc(g.get("reason") or "no value")}</span></td>')
+            else:
+                unit = records[k].get("unit", "rows")
+                cells.append(f'<td data-emotion="{esc(e)}" title="{esc(fmt(g["value"]))}; {esc(g["n_rows"])} '
+                             f'{esc(unit)} of {esc(g["n_videos"])} videos vs {esc(g["n_reference_rows"])} reference '
+                             f'{esc(unit)}">{esc(layout.format(k, g["value"]))}'
+                             f'<span class="n">n={esc(g["n_videos"])}</span></td>')
+        body.append(f"<tr><td>{esc(e)}</td>{''.join(cells)}</tr>")
+    note = "; ".join(f"{k.upper()}: at least {records[k].get('min_rows')} {records[k].get('unit', 'rows')} per set"
+                     for k in keys)
+    return (f'<table class="breakdown per-emotion"><caption>per emotion, against the reference videos of the same '
+            f"emotion ({esc(note)})</caption><thead><tr><th>emotion</th>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
 def _details_html(t: Table) -> str:
-    """Per method: the emotion x level breakdown and the confusion matrix, folded."""
+    """Per method: FID/FVD per emotion, the emotion x level breakdown and the confusion matrix, folded."""
     ceiling = next((r for r in t.rows if r.kind == "ceiling" and "emo-acc" in r.results), None)
     out = []
     for r in t.rows:
-        inner = _breakdown_tables_html(r) + _confusion_html(r, None if r is ceiling else ceiling)
+        inner = (_per_emotion_html(r, t.layout) + _breakdown_tables_html(r, t.layout)
+                 + _confusion_html(r, None if r is ceiling else ceiling))
         if inner:
             out.append(f'<details class="perrow" data-method="{esc(r.method)}"><summary>{esc(r.method)}: per '
                        f"emotion and level</summary>{inner}</details>")
@@ -505,19 +654,25 @@ def _details_html(t: Table) -> str:
 
 
 def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str = "dicetalk_bench leaderboard",
-                   raw_links: dict[str, str] | None = None, published: Sequence[Any] = ()) -> str:
+                   raw_links: dict[str, str] | None = None, published: Sequence[Any] = (),
+                   strips: Mapping[str, Any] | None = None) -> str:
     """The whole self-contained page (``published``: :class:`~.published.PublishedValue` rows shown under each
-    dataset's table)."""
+    dataset's table; ``strips``: dataset -> :class:`~.clip_strip.Strip` of sample clips)."""
+    from dicetalk_bench.reports.clip_strip import strip_html
+
     raw_links = raw_links or {}
+    strips = strips or {}
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     ids = [f"ds-{i}" for i in range(len(tables))]
-    tabs = "".join(f'<button type="button" data-target="{esc(i)}">{esc(t.dataset.upper())}</button>'
-                   for i, t in zip(ids, tables))
+    tabs = "".join(f'<button type="button" role="tab" id="tab-{esc(i)}" aria-controls="{esc(i)}" '
+                   f'aria-selected="{"true" if k == 0 else "false"}" data-target="{esc(i)}">'
+                   f"{esc(t.dataset.upper())}</button>" for k, (i, t) in enumerate(zip(ids, tables)))
     sections = []
     for i, t in zip(ids, tables):
         sections.append(
-            f'<section class="dataset" id="{esc(i)}"><h2>{esc(t.dataset.upper())}</h2>{_table_html(t)}{_groups_html(t)}'
-            f"{_published_html(t, published)}{_details_html(t)}"
+            f'<section class="dataset" id="{esc(i)}" role="tabpanel" aria-labelledby="tab-{esc(i)}">'
+            f"<h2>{esc(t.dataset.upper())}</h2>{_table_html(t)}{_groups_html(t)}"
+            f"{_published_html(t, published)}{strip_html(strips.get(t.dataset))}{_details_html(t)}"
             f"<h2>Provenance</h2>{_provenance_html(t, raw_links)}"
             f"<h2>Metric glossary</h2>{_glossary_html(t)}</section>")
     excess = tables[0].marking.max_failure_excess if tables else 0.0
@@ -536,18 +691,24 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
               f"intervals describe the value's spread over fresh sets of the same number of videos; docs/metrics.md); "
               f"hover a cell for the interval, its level and method, and n. Click a header to sort (best first).")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="color-scheme" content="light dark">'
             f"<title>{esc(title)}</title><style>{_CSS}</style><script>{_JS}</script></head><body>"
-            f"<h1>{esc(title)}</h1><p>{legend}</p><p>Generated {esc(generated)}. Data: "
-            '<a href="results.json">results.json</a>, <a href="results.csv">results.csv</a>, '
-            '<a href="results.tex">results.tex</a>.</p>'
-            f'<nav class="tabs">{tabs}</nav>{"".join(sections)}'
+            f"<h1>{esc(title)}</h1><p>{legend}</p><p>Generated {esc(generated)}.</p>"
+            '<p class="downloads">Download: <a href="results.json" download>results.json</a>'
+            '<a href="results.csv" download>results.csv</a><a href="results.tex" download>results.tex</a> '
+            '(LaTeX, booktabs)</p>'
+            f'<nav class="tabs" role="tablist">{tabs}</nav>{"".join(sections)}'
             f"<footer><b>Licences.</b> {esc(LICENCE_NOTE)}</footer></body></html>\n")
 
 
 def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: BootstrapConfig, *,
-                      title: str = "dicetalk_bench leaderboard", published: Sequence[Any] = ()) -> dict[str, Path]:
-    """Write index.html, results.json, results.csv, results.tex and raw/<dataset>/<file>.json copies of the runs'
-    results files (so the folder is self-contained); returns the paths by name."""
+                      title: str = "dicetalk_bench leaderboard", published: Sequence[Any] = (),
+                      strip: StripConfig = StripConfig()) -> dict[str, Path]:
+    """Write index.html, results.json, results.csv, results.tex, raw/<dataset>/<file>.json copies of the runs'
+    results files and the sample clips under media/ (:mod:`.clip_strip`), so the folder is self-contained;
+    returns the paths by name."""
+    from dicetalk_bench.reports.clip_strip import build_strip
     from dicetalk_bench.reports.runs import safe_file_stem
 
     out = Path(out_dir)
@@ -565,7 +726,11 @@ def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: Bootst
             raw_links[r.source] = rel
     paths = {"html": out / "index.html", "json": out / "results.json", "csv": out / "results.csv",
              "latex": out / "results.tex"}
+    strips = {t.dataset: build_strip(t, out, strip) for t in tables}
     doc = tables_to_dict(tables, boot)
+    for entry in doc["datasets"]:
+        s = strips.get(entry["dataset"])
+        entry["sample_clips"] = None if s is None else s.to_dict()
     doc["published"] = [{"source": v.source.id, "arxiv": v.source.arxiv, "table": v.source.table,
                          "checked": v.source.checked, "method": v.method, "dataset": v.dataset, "metric": v.metric,
                          "value": v.value, "kind": v.kind, "computed_here": v.computed_here} for v in published]
@@ -573,5 +738,5 @@ def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: Bootst
     atomic_write_bytes(paths["csv"], tables_to_csv(tables).encode())
     atomic_write_bytes(paths["latex"], tables_to_latex(tables).encode())
     atomic_write_bytes(paths["html"], tables_to_html(tables, boot, title=title, raw_links=raw_links,
-                                                     published=published).encode())
+                                                     published=published, strips=strips).encode())
     return paths

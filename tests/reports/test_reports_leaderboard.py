@@ -39,8 +39,9 @@ def test_tables_per_dataset_with_marks_cis_and_registry_order(write_results):
     tables = build_tables(find_runs(write_results.root), FAST)
     assert [t.dataset for t in tables] == ["mead", "hdtf"]
     mead = tables[0]
-    assert [c.key for c in mead.columns] == ["fid", "psnr"]  # registry (sorted) order
-    assert [c.arrow for c in mead.columns] == ["\u2193", "\u2191"]
+    # the page's column groups: image quality (PSNR, SSIM, LPIPS) before distribution distances (FID, FVD, KID)
+    assert [c.key for c in mead.columns] == ["psnr", "fid"]
+    assert [c.arrow for c in mead.columns] == ["\u2191", "\u2193"]
     rows = {r.method: r for r in mead.rows}
     assert rows["good"].cells["fid"].mark == "best" and rows["mid"].cells["fid"].mark == "second"
     assert rows["bad"].cells["fid"].mark is None

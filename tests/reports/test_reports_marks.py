@@ -129,7 +129,7 @@ def test_failure_rate_shows_in_the_cell_and_the_rule_on_the_page(write_results, 
     assert "25.0% failed" in page and "4/16 failed (25.0%)" in page
     assert "lowest compared row's + 5 percentage points" in page
     tex = (tmp_path / "lb" / "results.tex").read_text()
-    assert "3 {\\scriptsize (25.0\\% failed)}" in tex
+    assert "3.00 {\\scriptsize (25.0\\% failed)}" in tex  # FID at its 2 decimals (reports.layout.DECIMALS)
     assert "fid_failure_rate" in (tmp_path / "lb" / "results.csv").read_text()
 
 
@@ -142,7 +142,7 @@ def test_groups_are_named_on_the_page(write_results, tmp_path):
     assert "differs from A: fid.resize_mode: tf1 vs pytorch-fid; clip set: 16 vs 3 clips" in page
     assert '<sup class="grp">B</sup>' in page
     tex = tables_to_latex(tables)
-    assert "5\\textsuperscript{B}" in tex and "group B: ptfid (fid.resize\\_mode: tf1 vs pytorch-fid" in tex
+    assert "5.00\\textsuperscript{B}" in tex and "group B: ptfid (fid.resize\\_mode: tf1 vs pytorch-fid" in tex
     doc = json.loads(json.dumps({"g": tables[0].groups["fid"][1].differences}))
     assert doc["g"][0].startswith("fid.resize_mode")
 

@@ -59,9 +59,9 @@ def test_html_marks_best_and_second_by_direction_and_shows_arrows(board):
     rows = _rows_of(page, mead_id)
     by_method = {("plain_b" if "plain_b" in r else "plain_c" if "plain_c" in r else "evil"): r for r in rows}
     cells = {m: re.findall(r'<td class="([^"]*)" data-sort="([^"]*)"', r)[1:] for m, r in by_method.items()}
-    # columns: FID (lower better) then PSNR (higher better)
-    assert cells["plain_b"][0][0] == "best" and cells["plain_c"][0][0] == "second" and cells["evil"][0][0] == ""
-    assert cells["evil"][1][0] == "best" and cells["plain_b"][1][0] == "second" and cells["plain_c"][1][0] == ""
+    # columns in the field's groups: PSNR (image quality, higher better) then FID (distribution, lower better)
+    assert cells["plain_b"][1][0] == "best" and cells["plain_c"][1][0] == "second" and cells["evil"][1][0] == ""
+    assert cells["evil"][0][0] == "best" and cells["plain_b"][0][0] == "second" and cells["plain_c"][0][0] == ""
     assert 'data-hib="false"' in page and 'data-hib="true"' in page
     assert "FID \u2193" in page and "PSNR \u2191" in page
     assert "\u00b1" in page and "n=2" in page
@@ -94,11 +94,13 @@ def test_csv_has_one_line_per_run_with_values_and_intervals(board):
 def test_latex_marks_escapes_and_directions(board):
     tex = board[1]["latex"].read_text()
     mead = tex.split("% dataset: mead")[1]
-    assert "FID $\\downarrow$ & PSNR $\\uparrow$" in mead
-    lines = {ln.split(" & ")[0]: ln for ln in mead.splitlines() if " & " in ln and "Method" not in ln}
-    assert lines["plain\\_b$^\\dagger$"].split(" & ")[1] == "\\textbf{10}"
-    assert lines["plain\\_c"].split(" & ")[1] == "\\underline{11}"
-    assert "\\textbf{30}" in lines[tex_escape(EVIL)]
+    assert "Method & PSNR $\\uparrow$ & FID $\\downarrow$" in mead
+    assert "\\multicolumn{1}{c}{Image quality} & \\multicolumn{1}{c}{Distribution}" in mead
+    lines = {ln.split(" & ")[0]: ln for ln in mead.splitlines()
+             if " & " in ln and "Method" not in ln and "multicolumn" not in ln}
+    assert lines["plain\\_b$^\\dagger$"].split(" & ")[2] == "\\textbf{10.00} \\\\"  # FID: 2 decimals
+    assert lines["plain\\_c"].split(" & ")[2] == "\\underline{11.00} \\\\"
+    assert "\\textbf{30.00}" in lines[tex_escape(EVIL)]
     assert "\\textless{}script\\textgreater{}" in tex and "\\&" in tex and "<script>" not in tex
     assert UNCALIBRATED_NOTE in tex
     assert tables_to_latex(board[0]) == tex  # deterministic
@@ -108,7 +110,7 @@ def test_results_json_carries_directions_marks_and_provenance(board):
     doc = json.loads(board[1]["json"].read_text())
     assert doc["schema"] == "dicetalk_bench.leaderboard" and doc["bootstrap"]["resamples"] == 200
     mead = next(d for d in doc["datasets"] if d["dataset"] == "mead")
-    assert [(c["key"], c["higher_is_better"]) for c in mead["columns"]] == [("fid", False), ("psnr", True)]
+    assert [(c["key"], c["higher_is_better"]) for c in mead["columns"]] == [("psnr", True), ("fid", False)]
     marks = {r["method"]: r["metrics"]["fid"]["mark"] for r in mead["rows"]}
     assert marks == {EVIL: None, "plain_b": "best", "plain_c": "second"}
     assert mead["rows"][0]["provenance"]["git_commit"] == "c0ffee" * 6
