@@ -278,7 +278,8 @@ footer{margin-top:2rem;border-top:1px solid #ddd;padding-top:.6rem;font-size:.82
 # reverses; rows without a value always go last. The method column sorts alphabetically.
 _JS = """
 function showTab(id){document.querySelectorAll('section.dataset').forEach(function(s){s.hidden=(s.id!==id);});
-document.querySelectorAll('.tabs button').forEach(function(b){b.classList.toggle('active',b.dataset.target===id);});}
+document.querySelectorAll('.tabs button').forEach(function(b){var on=(b.dataset.target===id);
+b.classList.toggle('active',on);b.setAttribute('aria-selected',on?'true':'false');});}
 function sortBy(th){var table=th.closest('table'),tbody=table.tBodies[0],col=th.cellIndex;
 var hib=th.dataset.hib,asc;var state=th.dataset.state==='1'?'0':'1';
 table.querySelectorAll('th').forEach(function(h){h.dataset.state='';});th.dataset.state=state;
@@ -328,7 +329,8 @@ def _table_html(t: Table) -> str:
     out = ['<table class="board"><thead><tr><th class="name" data-sortable>Method</th>']
     for c in t.columns:
         direction = "higher is better" if c.higher_is_better else "lower is better"
-        out.append(f'<th data-sortable data-hib="{"true" if c.higher_is_better else "false"}" '
+        hib = "true" if c.higher_is_better else "false"
+        out.append(f'<th data-sortable data-metric="{esc(c.key)}" data-hib="{hib}" '
                    f'title="{esc(c.description)} ({direction})">{esc(c.key.upper())} {esc(c.arrow)}</th>')
     out.append("</tr></thead><tbody>")
     for r in t.rows:
@@ -340,8 +342,8 @@ def _table_html(t: Table) -> str:
         classes = [f"kind-{r.kind}"] + ([] if r.calibrated else ["uncalibrated"])
         kind = "" if r.kind == "method" else (
             f'<span class="kind" title="{esc(KIND_NOTES[r.kind])}">{esc(r.kind)}</span>')
-        out.append(f'<tr class="{" ".join(classes)}" data-kind="{esc(r.kind)}"><td class="name" '
-                   f'data-sort="{esc(r.method)}">{esc(r.method)}{kind}{badge}</td>')
+        out.append(f'<tr class="{" ".join(classes)}" data-kind="{esc(r.kind)}" data-row-kind="{esc(r.kind)}">'
+                   f'<td class="name" data-sort="{esc(r.method)}">{esc(r.method)}{kind}{badge}</td>')
         out += [_cell_html(r.cells[c.key]) for c in t.columns]
         out.append("</tr>")
     out.append("</tbody></table>")
@@ -430,7 +432,8 @@ def _published_html(t: Table, published: Sequence[Any]) -> str:
         label = f' <span class="kind">{esc(kind)}</span>' if kind != "method" else ""
         flag = "" if source.checked else ' <span class="unchecked" title="{}">unchecked</span>'.format(
             esc(source.checked_note or "not checked against the paper"))
-        out.append(f'<tr class="published-row" data-kind="published" title="{esc(source.citation)}">'
+        out.append(f'<tr class="published-row" data-kind="published" data-row-kind="published" '
+                   f'title="{esc(source.citation)}">'
                    f'<td class="name">{esc(method)}{label} <small>arXiv:{esc(source.arxiv)}</small>{flag}</td>')
         for k in keys + extra:
             v = vals.get(k)
@@ -511,12 +514,13 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
     raw_links = raw_links or {}
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     ids = [f"ds-{i}" for i in range(len(tables))]
-    tabs = "".join(f'<button type="button" data-target="{esc(i)}">{esc(t.dataset.upper())}</button>'
+    tabs = "".join(f'<button type="button" role="tab" aria-controls="{esc(i)}" aria-selected="false" '
+                   f'data-target="{esc(i)}">{esc(t.dataset.upper())}</button>'
                    for i, t in zip(ids, tables))
     sections = []
     for i, t in zip(ids, tables):
         sections.append(
-            f'<section class="dataset" id="{esc(i)}"><h2>{esc(t.dataset.upper())}</h2>{_table_html(t)}{_groups_html(t)}'
+            f'<section class="dataset" id="{esc(i)}" role="tabpanel"><h2>{esc(t.dataset.upper())}</h2>{_table_html(t)}{_groups_html(t)}'
             f"{_published_html(t, published)}{_details_html(t)}"
             f"<h2>Provenance</h2>{_provenance_html(t, raw_links)}"
             f"<h2>Metric glossary</h2>{_glossary_html(t)}</section>")
@@ -540,7 +544,7 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
             f"<h1>{esc(title)}</h1><p>{legend}</p><p>Generated {esc(generated)}. Data: "
             '<a href="results.json">results.json</a>, <a href="results.csv">results.csv</a>, '
             '<a href="results.tex">results.tex</a>.</p>'
-            f'<nav class="tabs">{tabs}</nav>{"".join(sections)}'
+            f'<nav class="tabs" role="tablist">{tabs}</nav>{"".join(sections)}'
             f"<footer><b>Licences.</b> {esc(LICENCE_NOTE)}</footer></body></html>\n")
 
 
