@@ -6,8 +6,10 @@ the shipped published MEAD rows). Without Playwright or chromium the tests are s
 under ``DICETALK_BENCH_REQUIRE_OPTIONAL=1``, as in CI). Playwright never downloads a browser here: it launches the
 system one.
 
-``DICETALK_BENCH_WRITE_SCREENSHOTS=1`` writes the page's full-page screenshots (laptop and phone widths) to
-``docs/images/`` instead of pytest's temporary folder.
+``DICETALK_BENCH_WRITE_SCREENSHOTS=1`` writes the page's full-page screenshots (laptop width 1280 px and phone
+width 390 px, one row's breakdown folded out) to ``docs/images/`` instead of pytest's temporary folder::
+
+    DICETALK_BENCH_WRITE_SCREENSHOTS=1 python -m pytest -q tests/reports/test_browser.py -k screenshots
 """
 
 from __future__ import annotations
@@ -373,6 +375,16 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
+def compact_png(path: Path) -> None:
+    """Rewrite a screenshot as a 256-colour palette PNG (flat page colours and anti-aliased text survive; about a
+    third of the RGB file's size), so the committed images stay small."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    small.save(path, optimize=True)
+
+
 def screenshot_folder(tmp_path: Path) -> Path:
     """``docs/images`` when ``DICETALK_BENCH_WRITE_SCREENSHOTS=1``, else the test's temporary folder."""
     return REPO / "docs" / "images" if os.environ.get(WRITE_SCREENSHOTS_ENV) == "1" else tmp_path
@@ -391,5 +403,7 @@ def test_full_page_screenshots_at_laptop_and_phone_width(browser, site, tmp_path
             assert o.errors == []
         finally:
             o.page.context.close()
+        compact_png(path)
         w, h = _png_size(path)
         assert w >= width and h > 800, (name, w, h)  # the whole page, taller than one screen
+        assert path.stat().st_size < 300_000, f"{path}: {path.stat().st_size} bytes; keep screenshots under 300 KB"
