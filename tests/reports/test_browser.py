@@ -255,6 +255,7 @@ def test_script_in_a_method_name_stays_text(opened):
     assert page.evaluate("document.scripts.length") == 1  # only the page's own script
     assert opened.dialogs == [] and opened.errors == []
     # the provenance table and the folded per-row details name it as text too
+    assert page.locator("table.prov td.name", has_text=EVIL).first.inner_text() == EVIL
     assert page.locator("details.perrow summary", has_text=EVIL).count() == 1
 
 
