@@ -1,8 +1,9 @@
-"""Optional test resources: a system tool (espeak-ng) and the released emotion priors, which a fresh clone lacks.
+"""Optional test resources: system tools (espeak-ng, chromium), a Python package that drives one (Playwright) and the
+released emotion priors, which a fresh clone lacks.
 
-A test that needs one calls :func:`require_executable` or :func:`require_official_priors`. When the resource is
+A test that needs one calls :func:`require_executable`, :func:`require_module` or :func:`require_official_priors`. When the resource is
 there the test runs; when it is absent the test is skipped with the reason and the fix, unless
-``DICETALK_BENCH_REQUIRE_OPTIONAL=1`` (set by ``.ci/run``, where both are provided), in which case it fails, so that CI
+``DICETALK_BENCH_REQUIRE_OPTIONAL=1`` (set by ``.ci/run``, where all are provided), in which case it fails, so that CI
 can never pass by skipping them.
 
 The released priors are looked up in ``$DICETALK_BENCH_SHARED_DIR/reference/official_priors``; the default shared
@@ -11,6 +12,7 @@ folder is ``shared/`` beside the repository clone. The decision itself is the pu
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -48,6 +50,12 @@ def executable_missing(name: str, hint: str, which: Callable[[str], str | None] 
     return None if which(name) else f"{name} is not installed ({hint})"
 
 
+def module_missing(name: str, hint: str, find_spec: Callable[[str], object | None] = importlib.util.find_spec
+                   ) -> str | None:
+    """None when the Python module ``name`` can be imported, else why not with ``hint`` (how to install it)."""
+    return None if find_spec(name) is not None else f"the Python module {name} is not installed ({hint})"
+
+
 def decide(missing: str | None, environ: Mapping[str, str] = os.environ) -> Literal["run", "skip", "fail"]:
     """``run`` when nothing is missing; otherwise ``fail`` if ``DICETALK_BENCH_REQUIRE_OPTIONAL=1``, else ``skip``."""
     if missing is None:
@@ -69,6 +77,11 @@ def require_executable(name: str, hint: str) -> str:
     """Skip (or, in CI, fail) the calling test unless ``name`` is on PATH; returns its path."""
     _apply(executable_missing(name, hint))
     return str(shutil.which(name))
+
+
+def require_module(name: str, hint: str) -> None:
+    """Skip (or, in CI, fail) the calling test unless the Python module ``name`` can be imported."""
+    _apply(module_missing(name, hint))
 
 
 def require_official_priors() -> Path:

@@ -1,4 +1,5 @@
-"""The skip logic of optional test resources (espeak-ng, the released priors): run, skip with a reason, or fail in CI."""
+"""The skip logic of optional test resources (espeak-ng, chromium, Playwright, the released priors): run, skip with a
+reason, or fail in CI."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from optional_resources import (PRIOR_EMOTIONS, REPO, REQUIRE_ENV, SHARED_DIR_ENV, decide, executable_missing,
-                                official_priors_dir, priors_missing, shared_dir)
+                                module_missing, official_priors_dir, priors_missing, shared_dir)
 
 
 def test_shared_dir_is_overridable_and_defaults_beside_the_clone(tmp_path: Path) -> None:
@@ -50,3 +51,11 @@ def test_missing_executable_skips_or_fails_and_a_present_one_runs(tmp_path: Path
     assert found is None and decide(found, {REQUIRE_ENV: "1"}) == "run"
     assert executable_missing("espeak-ng", "x", which=lambda name: shutil.which(name, path=str(tmp_path / "no"))) \
         is not None
+
+
+def test_missing_module_skips_or_fails_and_an_importable_one_runs() -> None:
+    reason = module_missing("playwright", "pip install playwright", find_spec=lambda name: None)
+    assert reason == "the Python module playwright is not installed (pip install playwright)"
+    assert decide(reason, {}) == "skip" and decide(reason, {REQUIRE_ENV: "1"}) == "fail"
+    assert module_missing("json", "x") is None
+    assert module_missing("no_such_module_dicetalk_bench", "x") is not None

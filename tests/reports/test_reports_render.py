@@ -70,6 +70,10 @@ def test_html_marks_best_and_second_by_direction_and_shows_arrows(board):
 def test_html_tabs_provenance_glossary_and_footer(board):
     page = board[1]["html"].read_text()
     assert page.count('<section class="dataset"') == 2 and ">HDTF</button>" in page and ">MEAD</button>" in page
+    # hooks for scripts and browser tests (tests/reports/test_browser.py drives them)
+    assert page.count('role="tab"') == 2 and page.count('role="tabpanel"') == 2 and 'role="tablist"' in page
+    assert re.findall(r'<th [^>]*data-metric="([^"]+)"', page) == ["fid", "psnr", "ssim"]
+    assert re.findall(r'data-row-kind="([^"]+)"', page) == ["method"] * 4
     assert UNCALIBRATED_NOTE in page and 'class="kind-method uncalibrated"' in page
     assert esc(LICENCE_NOTE) in page and "CC BY-NC-SA 4.0" in LICENCE_NOTE and "MEAD" in LICENCE_NOTE
     assert "Metric glossary" in page and "protocol of fid" in page
