@@ -72,8 +72,11 @@ def test_html_tabs_provenance_glossary_and_footer(board):
     assert page.count('<section class="dataset"') == 2 and ">HDTF</button>" in page and ">MEAD</button>" in page
     # hooks for scripts and browser tests (tests/reports/test_browser.py drives them)
     assert page.count('role="tab"') == 2 and page.count('role="tabpanel"') == 2 and 'role="tablist"' in page
-    assert re.findall(r'<th [^>]*data-metric="([^"]+)"', page) == ["fid", "psnr", "ssim"]
-    assert re.findall(r'data-row-kind="([^"]+)"', page) == ["method"] * 4
+    # per tab, metric columns in the field's groups (image quality before distribution)
+    sections = {m.group(1): m.group(2) for m in re.finditer(r'<section class="dataset"[^>]*><h2>(\w+)</h2>(.*?)</section>', page, re.S)}
+    boards = {name: re.search(r'<table class="board">.*?</table>', body, re.S).group(0) for name, body in sections.items()}
+    assert {name: re.findall(r'<th [^>]*data-metric="([^"]+)"', b) for name, b in boards.items()} == {"MEAD": ["psnr", "fid"], "HDTF": ["ssim"]}
+    assert sum(re.findall(r'<tr [^>]*data-row-kind="([^"]+)"', b).count("method") for b in boards.values()) == 4
     assert UNCALIBRATED_NOTE in page and 'class="kind-method uncalibrated"' in page
     assert esc(LICENCE_NOTE) in page and "CC BY-NC-SA 4.0" in LICENCE_NOTE and "MEAD" in LICENCE_NOTE
     assert "Metric glossary" in page and "protocol of fid" in page
