@@ -23,12 +23,21 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from dicetalk_bench.cli_args import key_value, non_negative_int, positive_int, scalar
+from dicetalk_bench.cli_args import HelpFormatter, key_value, non_negative_int, positive_int, scalar
 from dicetalk_bench.cli_errors import run_cli
 
 logger = logging.getLogger("dicetalk_bench.evaluate")
 
 DATASETS = ("mead", "hdtf")
+SUBCOMMANDS_HELP = """subcommands:
+  score (the default, the word may be left out)
+      score a method's videos (--videos), or generate the test split from a trained checkpoint first
+      (--checkpoint), or score a ceiling (--real) or baseline (--baseline) row built from the test clips; writes
+      OUTDIR/results/<dataset>/<method>.json with a provenance record and prints a summary table
+  leaderboard
+      build the static leaderboard (index.html, results.json/.csv/.tex) from results files:
+      python -m dicetalk_bench.evaluate leaderboard --results OUTDIR/results --out OUTDIR/leaderboard
+      (see python -m dicetalk_bench.evaluate leaderboard --help)"""
 GENERATED_FPS = 25.0  # the model generates one frame per 40 ms of audio (docs/model.md)
 AUDIO_RATE = 16000
 
@@ -94,11 +103,11 @@ def _fraction(text: str) -> float:
 def build_score_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dicetalk_bench.evaluate",
-        description="Score a method's videos (or generate them from a checkpoint first) and write "
-                    "OUTDIR/results/<dataset>/<method>.json with a provenance record.",
-        epilog="Build the leaderboard from results files: python -m dicetalk_bench.evaluate leaderboard "
-               "--results OUTDIR/results --out OUTDIR/leaderboard (see its --help).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        usage="%(prog)s [score] (--videos DIR | --checkpoint CKPT | --baseline KIND | --real) --metrics M,... "
+              "--method NAME --dataset {mead,hdtf} --out OUTDIR [options]\n"
+              "       %(prog)s leaderboard --results OUTDIR/results --out OUTDIR/leaderboard [options]",
+        description=SUBCOMMANDS_HELP,
+        formatter_class=HelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--videos", type=Path, help="folder of the method's generated videos (clip id = relative "
                                                 "path without suffix)")
@@ -158,7 +167,7 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dicetalk_bench.evaluate leaderboard",
         description="Build a static leaderboard (index.html, results.json, results.csv, results.tex) from results "
-                    "files.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "files.", formatter_class=HelpFormatter)
     p.add_argument("--results", type=Path, required=True, help="folder of results files (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="leaderboard folder to write")
     p.add_argument("--recompute-intervals", action="store_true",
@@ -180,6 +189,8 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
                         "dicetalk_bench ships are always included unless --no-published")
     p.add_argument("--no-published", action="store_true", help="leave out the shipped published rows")
     p.add_argument("--title", default="dicetalk_bench leaderboard")
+    p.add_argument("--banner", default="", help="a notice shown in bold under the page title (e.g. that the "
+                                                "numbers come from random weights)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -193,7 +204,8 @@ def _setup_logging(verbose: bool) -> None:
 def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, set_resamples: int = 100,
                     level: float = 0.95, seed: int = 0, title: str = "dicetalk_bench leaderboard",
                     max_failure_excess: float = 0.01, recompute_intervals: bool = False,
-                    published: Sequence[Path] = (), shipped_published: bool = True) -> dict[str, Path]:
+                    published: Sequence[Path] = (), shipped_published: bool = True,
+                    banner: str = "") -> dict[str, Path]:
     """Read every results file under ``results_dir`` and write the leaderboard files into ``out_dir``.
 
     Cells show the intervals stored in the results; ``recompute_intervals`` recomputes them at these settings
@@ -209,7 +221,8 @@ def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, 
     from dicetalk_bench.reports.published import load_published
 
     rows = (load_published() if shipped_published else []) + (load_published(list(published)) if published else [])
-    paths = write_leaderboard(build_tables(runs, boot, marking), out_dir, boot, title=title, published=rows)
+    paths = write_leaderboard(build_tables(runs, boot, marking), out_dir, boot, title=title, published=rows,
+                              banner=banner)
     logger.info("leaderboard of %d results files written to %s", len(runs), paths["html"])
     return paths
 
@@ -226,7 +239,7 @@ def _cmd_leaderboard(argv: list[str]) -> int:
                         level=args.level, seed=args.seed, title=args.title,
                         max_failure_excess=args.max_failure_excess,
                         recompute_intervals=args.recompute_intervals, published=args.published,
-                        shipped_published=not args.no_published)
+                        shipped_published=not args.no_published, banner=args.banner)
     except (FileNotFoundError, ResultFormatError, LeaderboardError, PublishedRowsError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # a set-up error, as every command reports one
         return 1
@@ -296,10 +309,32 @@ def _check_whisper_records(folder: Path, rows: Sequence[dict[str, Any]], process
                             f"{want.get('file')} (sha256 {want.get('sha256')}); preprocess with the same whisper-tiny")
 
 
+def generated_dir(out_dir: Path, dataset: str, method: str, *, check: bool = True) -> Path:
+    """The folder a method's generated test clips go to: ``out_dir/generated/<method>``; the clip ids start with
+    the dataset (``mead/M003/front/...``), so the files lie at ``generated/<method>/mead/M003/...``.
+
+    Results of earlier versions, filed under ``generated/<dataset>/<method>/<dataset>/...``, are still read (and
+    reused) where that folder exists. With ``check``, a folder that already holds another dataset's clips of the
+    same method name is refused (its videos would enter this dataset's FID/FVD)."""
+    from dicetalk_bench.reports.runs import safe_file_stem
+
+    stem = safe_file_stem(method)
+    old = Path(out_dir) / "generated" / dataset / stem / dataset
+    if old.is_dir():
+        return old.parent
+    folder = Path(out_dir) / "generated" / stem
+    if check and folder.is_dir():
+        others = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name in DATASETS and p.name != dataset)
+        if others:
+            raise EvaluateError(f"{folder} already holds the {', '.join(others)} clips of method {method!r}; "
+                                f"score the {dataset} clips under another --method name or --out folder")
+    return folder
+
+
 def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
     """Generate every test clip of ``cfg.dataset`` in ``cfg.processed`` with ``cfg.checkpoint``, restartably.
 
-    Writes ``out_dir/generated/<dataset>/<method>/<clip_id>.mp4`` (25 fps, with the clip's audio, plus a sidecar
+    Writes ``out_dir/generated/<method>/<clip_id>.mp4`` (:func:`generated_dir`; 25 fps, with the clip's audio, plus a sidecar
     record per clip; :mod:`dicetalk_bench.model.split_generation`) and, unless a reference folder was given, links
     the processed ground-truth clips into ``out_dir/reference/<dataset>/``. A clip already generated with the same
     checkpoint, settings and inputs is reused. ``cfg.workers`` / ``cfg.scheduler`` shard the clips over Dask
@@ -331,7 +366,7 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
                           use_gpu=use_gpu, sources=ReleaseSources.from_weights(cfg.weights, cfg.allow_unverified))
     if cfg.workers == 0 and cfg.scheduler is None:
         sg.cached_sampler(spec)  # load and check the model once, here, before any clip is written
-    gen_dir = out_dir / "generated" / cfg.dataset / safe_file_stem(cfg.method)
+    gen_dir = generated_dir(out_dir, cfg.dataset, cfg.method)
     summary = sg.generate_split(jobs, spec, gen_dir, workers=cfg.workers, scheduler=cfg.scheduler)
     if not summary.generated and not summary.reused:
         first = next(iter(summary.failures.items()))
@@ -466,7 +501,7 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
     cache_dir = None if cfg.cache_dir is None else Path(cfg.cache_dir)
     # where the videos will be (generate_test_split / reference_row_videos write them); until then the weights
     # pre-flight sizes the face detector from the processed clips
-    planned = (out_dir / "generated" / cfg.dataset / safe_file_stem(cfg.method) if cfg.checkpoint is not None
+    planned = (generated_dir(out_dir, cfg.dataset, cfg.method, check=False) if cfg.checkpoint is not None
                else Path(cfg.processed) / "videos" if cfg.processed else None)
     request = ScoreRequest(videos=Path(cfg.videos) if cfg.videos else planned,
                            reference=None if cfg.reference is None else Path(cfg.reference),
@@ -513,7 +548,17 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
     return path, 1 if failed else 0
 
 
-def _cmd_score(argv: list[str]) -> int:
+def print_summary(path: Path) -> None:
+    """Print the summary table (metric, value, interval, n, failures) of a results file."""
+    from dicetalk_bench.reports.runs import read_run
+    from dicetalk_bench.summary_table import results_table
+
+    run = read_run(path, load_features=False)
+    print(f"{run.method} on {run.dataset} ({path}):")
+    print(results_table(list(run.results.values())))
+
+
+def _cmd_score(argv: list[str], *, summary: bool = True) -> int:
     parser = build_score_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
@@ -556,6 +601,8 @@ def _cmd_score(argv: list[str]) -> int:
         return exit_code
 
     code = run_cli(score, verbose=args.verbose)  # a set-up error: one line on stderr, exit 1, no results file
+    if summary and written:
+        print_summary(written[0])
     if args.leaderboard and written:
         lb = _cmd_leaderboard(["--results", str(args.out / "results"), "--out", str(args.out / "leaderboard"),
                                "--seed", str(args.seed)])
@@ -563,13 +610,14 @@ def _cmd_score(argv: list[str]) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, summary: bool = True) -> int:
+    """The command line; ``summary=False`` leaves out the summary table printed after scoring."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "leaderboard":
         return _cmd_leaderboard(argv[1:])
     if argv and argv[0] == "score":
         argv = argv[1:]
-    return _cmd_score(argv)
+    return _cmd_score(argv, summary=summary)
 
 
 if __name__ == "__main__":

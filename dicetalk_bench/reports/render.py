@@ -505,9 +505,9 @@ def _details_html(t: Table) -> str:
 
 
 def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str = "dicetalk_bench leaderboard",
-                   raw_links: dict[str, str] | None = None, published: Sequence[Any] = ()) -> str:
+                   raw_links: dict[str, str] | None = None, published: Sequence[Any] = (), banner: str = "") -> str:
     """The whole self-contained page (``published``: :class:`~.published.PublishedValue` rows shown under each
-    dataset's table)."""
+    dataset's table; ``banner``: a page-level notice shown under the title)."""
     raw_links = raw_links or {}
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     ids = [f"ds-{i}" for i in range(len(tables))]
@@ -535,9 +535,10 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
               f"\u00b1 h where the interval is symmetric about the value, [low\u2013high] where it is not (FID/KID/FVD "
               f"intervals describe the value's spread over fresh sets of the same number of videos; docs/metrics.md); "
               f"hover a cell for the interval, its level and method, and n. Click a header to sort (best first).")
+    banner_html = f'<p class="banner"><b>{esc(banner)}</b></p>' if banner else ""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title><style>{_CSS}</style><script>{_JS}</script></head><body>"
-            f"<h1>{esc(title)}</h1><p>{legend}</p><p>Generated {esc(generated)}. Data: "
+            f"<h1>{esc(title)}</h1>{banner_html}<p>{legend}</p><p>Generated {esc(generated)}. Data: "
             '<a href="results.json">results.json</a>, <a href="results.csv">results.csv</a>, '
             '<a href="results.tex">results.tex</a>.</p>'
             f'<nav class="tabs">{tabs}</nav>{"".join(sections)}'
@@ -545,7 +546,8 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
 
 
 def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: BootstrapConfig, *,
-                      title: str = "dicetalk_bench leaderboard", published: Sequence[Any] = ()) -> dict[str, Path]:
+                      title: str = "dicetalk_bench leaderboard", published: Sequence[Any] = (),
+                      banner: str = "") -> dict[str, Path]:
     """Write index.html, results.json, results.csv, results.tex and raw/<dataset>/<file>.json copies of the runs'
     results files (so the folder is self-contained); returns the paths by name."""
     from dicetalk_bench.reports.runs import safe_file_stem
@@ -573,5 +575,5 @@ def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: Bootst
     atomic_write_bytes(paths["csv"], tables_to_csv(tables).encode())
     atomic_write_bytes(paths["latex"], tables_to_latex(tables).encode())
     atomic_write_bytes(paths["html"], tables_to_html(tables, boot, title=title, raw_links=raw_links,
-                                                     published=published).encode())
+                                                     published=published, banner=banner).encode())
     return paths
