@@ -29,6 +29,7 @@ PARSERS: dict[tuple[str, str | None], str] = {
     ("demo_data", "fetch-assets"): "dicetalk_bench.demo_data.__main__:build_fetch_parser",
     ("metrics", None): "dicetalk_bench.metrics.__main__:build_parser",
     ("metrics", "train-emotion"): "dicetalk_bench.metrics.emotion_train:build_parser",
+    ("demo", None): "dicetalk_bench.demo:build_parser",
 }
 
 _COMMAND = re.compile(r"python -m dicetalk_bench\.([a-z_]+)((?:[^\n`#;&]|&(?!&))*)")

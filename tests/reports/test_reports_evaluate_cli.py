@@ -281,8 +281,8 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
     assert rc == 0
     assert [c[0] for c in calls] == ["mead/M003/front/happy/level_1/000", "mead/M003/front/happy/level_1/001"]
     assert all(Path(c[1]) == ck and c[2] == 9 and c[3] == 3 for c in calls)  # latest step folder of the run
-    gen = out / "generated" / "mead" / "dice" / "mead/M003/front/happy/level_1/000.mp4"
-    assert gen.is_file() and read_video(gen).fps == 25.0
+    gen = out / "generated" / "dice" / "mead/M003/front/happy/level_1/000.mp4"  # the dataset once, from the clip id
+    assert gen.is_file() and read_video(gen).fps == 25.0 and not (out / "generated" / "mead").exists()
     run = read_run(out / "results" / "mead" / "dice.json")
     assert run.results["psnr"].n_videos == 2 and run.results["psnr"].value > 40
     prov = run.provenance["checkpoint"]
@@ -490,3 +490,32 @@ def test_published_rows_are_shown_greyed_with_their_citation_and_never_marked(cl
     assert evaluate.main(["leaderboard", "--results", str(out / "results"), "--out", str(out / "lb3"),
                           "--published", str(bad)]) == 1
     assert f"{bad}: not a dicetalk_bench.published_rows document" in capsys.readouterr().err
+
+
+def test_generated_clips_of_the_old_doubled_layout_are_read_and_reused(tmp_path, monkeypatch):
+    """Clips generated under generated/<dataset>/<method>/<dataset>/... by earlier versions are reused in place."""
+    calls: list = []
+    ck = _checkpoint(tmp_path)
+    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, calls))
+    proc, out = _processed(tmp_path / "p"), tmp_path / "o"
+    argv = ["--checkpoint", str(ck), "--processed", str(proc), "--metrics", "psnr", "--method", "dice",
+            "--dataset", "mead", "--out", str(out)]
+    assert evaluate.main(argv) == 0 and len(calls) == 2
+    old = out / "generated" / "mead" / "dice"
+    (out / "generated" / "dice").rename(tmp_path / "moved")
+    old.mkdir(parents=True)
+    (tmp_path / "moved" / "mead").rename(old / "mead")
+    assert evaluate.generated_dir(out, "mead", "dice") == old
+    calls.clear()
+    assert evaluate.main(argv) == 0 and calls == []
+    prov = read_run(out / "results" / "mead" / "dice.json").provenance["checkpoint"]
+    assert prov["n_reused"] == 2 and not (out / "generated" / "dice").exists()
+
+
+def test_generated_folder_holding_another_datasets_clips_is_refused(tmp_path):
+    out = tmp_path / "o"
+    assert evaluate.generated_dir(out, "mead", "dice") == out / "generated" / "dice"
+    (out / "generated" / "dice" / "hdtf").mkdir(parents=True)
+    with pytest.raises(evaluate.EvaluateError, match="already holds the hdtf clips of method 'dice'"):
+        evaluate.generated_dir(out, "mead", "dice")
+    assert evaluate.generated_dir(out, "hdtf", "dice") == out / "generated" / "dice"
