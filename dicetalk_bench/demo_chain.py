@@ -200,6 +200,23 @@ def config_file(name: str) -> Path:
     return path
 
 
+#: the processed clip whose first frame the demo saves as ``OUT/face.png`` (a test speaker of every preset)
+PORTRAIT_CLIP = "mead/W009/front/happy/level_1/001"
+
+
+def write_portrait(processed: Path, target: Path, clip_id: str = PORTRAIT_CLIP) -> Path:
+    """Save the first frame of a processed clip as a PNG (the ``--image`` of the sampling examples in
+    docs/model.md): a face crop at the preprocessing's crop size."""
+    from PIL import Image
+
+    from dicetalk_bench import media
+
+    frame = media.read_video(processed / "videos" / f"{clip_id}.mp4", max_frames=1).frames[0]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame).save(target)
+    return target
+
+
 def _make_extractors(folder: Path) -> None:
     from dicetalk_bench import weights
 
@@ -267,6 +284,7 @@ def run_demo(out: str | Path, preset: DemoPreset, *, echo: Callable[[str], None]
     if not _marker(paths, "preprocess").is_file():
         echo(WHISPER_NOTE)
     stage("preprocess", _command("preprocess", preprocess.main, pre_argv), ["speakers", "views", "crop_size"])
+    stage("portrait", lambda: write_portrait(paths.processed, paths.out / "face.png"), [], clip=PORTRAIT_CLIP)
     stage("random extractors", lambda: _make_extractors(paths.extractors), [], keys=list(RANDOM_EXTRACTORS))
     stage("embedder", _command("embedder", train_embedder.main, [
         "--config", str(embedder_cfg), f"data_root={paths.processed}", f"out_dir={paths.embedder}",

@@ -54,10 +54,8 @@ def test_the_demo_builds_a_leaderboard_with_every_kind_of_row(demo_run, capsys):
     for method, row in rows.items():
         run = read_run(out / "eval" / "results" / "mead" / Path(row["source"]).name, load_features=False)
         assert not run.calibrated
-        if "fid" in run.results:
-            assert run.results["fid"].protocol.get("force_small_set") is True or \
-                run.results["fid"].extra.get("force_small_set") is True or "small" in json.dumps(
-                    run.results["fid"].extra).lower()
+        assert run.results["fid"].protocol["forced_small_set"] is True  # a few clips: the override, recorded
+        assert run.results["fid"].protocol["frame_stride"] == 25
 
 
 def test_rerun_reuses_every_stage(demo_run, capsys):
@@ -74,8 +72,10 @@ def test_rerun_reuses_every_stage(demo_run, capsys):
     text = capsys.readouterr().out
     from dicetalk_bench.demo_chain import BASELINES
 
-    n_stages = 6 + 2 + len(BASELINES) + 1  # data, preprocess, extractors, embedder, generator, 5 rows, leaderboard
-    assert len(re.findall(r"^\[[^\]]+\] reused", text, flags=re.M)) == n_stages - 1
+    # data, preprocess, portrait, extractors, embedder, generator, the method, ceiling and baseline rows, leaderboard
+    n_stages = 6 + 2 + len(BASELINES) + 1
+    assert len(re.findall(r"^\[[^\]]+\] reused", text, flags=re.M)) == n_stages
+    assert (out / "face.png").is_file()
     assert "] ..." not in text  # nothing ran again
     assert page.stat().st_mtime_ns == before
     assert again_s < first_s / 5
