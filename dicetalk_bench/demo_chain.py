@@ -33,8 +33,11 @@ CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEMO_METRICS: tuple[str, ...] = ("fid", "fvd", "sync-c", "sync-d", "emo-acc", "psnr", "ssim", "lpips")
 #: every metric the demo's summary table may show, in the page's order
 TABLE_METRICS: tuple[str, ...] = ("fid", "kid", "fvd", "sync-c", "sync-d", "emo-acc", "csim", "psnr", "ssim", "lpips")
-RANDOM_EXTRACTORS: tuple[str, ...] = ("inception-fid", "i3d-400", "syncnet", "emotion-fan", "arcface-r100",
-                                      "lpips-alex")
+#: registry key of each extractor -> the metrics that read it (with their default options)
+EXTRACTOR_METRICS: dict[str, tuple[str, ...]] = {
+    "inception-fid": ("fid", "kid"), "i3d-400": ("fvd",), "syncnet": ("sync-c", "sync-d"),
+    "emotion-fan": ("emo-acc",), "arcface-r100": ("csim",), "lpips-alex": ("lpips",)}
+RANDOM_EXTRACTORS: tuple[str, ...] = tuple(EXTRACTOR_METRICS)
 BASELINES: tuple[str, ...] = ("static", "shuffled-audio", "shifted-audio")
 METHOD = "DICE-Talk (tiny demo)"
 CEILING = "real video (ceiling)"
@@ -236,7 +239,8 @@ def _evaluate_argv(paths: DemoPaths, preset: DemoPreset, source: Sequence[str], 
             "--dataset", "mead", "--out", str(paths.evaluation), "--force-small-set", "--allow-unverified",
             "--no-cache", "--seed", "0"]
     for key, path in extractor_paths(paths.extractors).items():
-        argv += ["--weights", f"{key}={path}"]
+        if set(EXTRACTOR_METRICS[key]) & set(preset.metrics):
+            argv += ["--weights", f"{key}={path}"]
     if preset.max_clips is not None:
         argv += ["--max-clips", str(preset.max_clips)]
     if "fid" in preset.metrics or "kid" in preset.metrics:
