@@ -1,4 +1,6 @@
-"""The whole chain on the built-in demo data: ``python -m dicetalk_bench.demo [--out demo_out] [--size readme]``.
+"""The whole chain on the built-in demo data, from the MEAD-shaped demo tree to a leaderboard page.
+
+    python -m dicetalk_bench.demo [--out demo_out] [--size readme] [-v]
 
 Builds the MEAD-shaped demo tree, preprocesses it (random Whisper weights), trains the emotion embedder and a tiny
 DICE-Talk (configs/embedder_tiny.yaml, configs/train_tiny.yaml), generates and scores the test split, scores the

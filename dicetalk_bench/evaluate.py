@@ -447,8 +447,12 @@ def score_ceiling(cfg: EvalConfig, request: Any, row: dict[str, Any]) -> tuple[l
     set_names = [n for n in names if n in SET_METRICS]
     results: list[Any] = []
     failed: list[str] = []
+    def options_for(set_metrics: bool) -> dict[str, Any]:  # each call is checked against the options it reads
+        return {k: v for k, v in request.options.items() if (k.split(".")[0] in SET_METRICS) == set_metrics}
+
     if per_video:
-        r, f = score_metrics(per_video, request, keep_going=cfg.keep_going)
+        r, f = score_metrics(per_video, dataclasses.replace(request, options=options_for(False)),
+                             keep_going=cfg.keep_going)
         results += r
         failed += f
     if set_names:
@@ -459,8 +463,8 @@ def score_ceiling(cfg: EvalConfig, request: Any, row: dict[str, Any]) -> tuple[l
             by_id = {e.clip_id: e.path for e in videos}
             for cid in ids:
                 _link_or_copy(by_id[cid], halves / name / f"{cid}{by_id[cid].suffix}")
-        r, f = score_metrics(set_names, dataclasses.replace(request, videos=halves / "a", reference=halves / "b"),
-                             keep_going=cfg.keep_going)
+        r, f = score_metrics(set_names, dataclasses.replace(request, videos=halves / "a", reference=halves / "b",
+                                                            options=options_for(True)), keep_going=cfg.keep_going)
         results += r
         failed += f
         row["ceiling"] = {**row.get("ceiling", {}), "set_metrics": "one half of the test split against the other",

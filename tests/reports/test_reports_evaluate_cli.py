@@ -454,8 +454,10 @@ def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path):
     out = tmp_path / "o"
     assert evaluate.main(["--real", "--processed", str(proc), "--metrics", "psnr,fid", "--method", "real",
                           "--dataset", "mead", "--out", str(out), "--no-cache", "--force-small-set",
-                          "--allow-unverified", "--weights", f"inception-fid={inception}"]) == 0
+                          "--allow-unverified", "--weights", f"inception-fid={inception}",
+                          "--option", "fid.frame_stride=2"]) == 0  # an FID option beside a per-video metric
     run = read_run(out / "results" / "mead" / "real.json")
+    assert run.results["fid"].protocol["frame_stride"] == 2
     ceiling = run.provenance["ceiling"]
     ids = {"mead/M003/front/happy/level_1/000", "mead/M003/front/happy/level_1/001"}
     assert set(ceiling["half_a"]) | set(ceiling["half_b"]) == ids and not set(ceiling["half_a"]) & set(ceiling["half_b"])
