@@ -447,12 +447,17 @@ def score_ceiling(cfg: EvalConfig, request: Any, row: dict[str, Any]) -> tuple[l
     set_names = [n for n in names if n in SET_METRICS]
     results: list[Any] = []
     failed: list[str] = []
+    from dicetalk_bench.metrics.registry import required_weights
+
     def options_for(set_metrics: bool) -> dict[str, Any]:  # each call is checked against the options it reads
         return {k: v for k, v in request.options.items() if (k.split(".")[0] in SET_METRICS) == set_metrics}
 
     if per_video:
-        r, f = score_metrics(per_video, dataclasses.replace(request, options=options_for(False)),
-                             keep_going=cfg.keep_going)
+        only_set = set(required_weights(set_names, options_for(True))) - set(
+            required_weights(per_video, options_for(False)))
+        r, f = score_metrics(per_video, dataclasses.replace(
+            request, options=options_for(False), weights={k: v for k, v in request.weights.items()
+                                                          if k not in only_set}), keep_going=cfg.keep_going)
         results += r
         failed += f
     if set_names:

@@ -27,6 +27,7 @@ QUIET_ENVIRON: dict[str, str] = {
     "DIFFUSERS_VERBOSITY": "error",
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # "Loading weights" / "Writing model shards" bars
+    "DASK_LOGGING__DISTRIBUTED": "error",  # distributed sets its loggers' levels from this when imported
 }
 
 
