@@ -44,7 +44,7 @@ CEILING = "real video (ceiling)"
 
 BANNER = ("Demo numbers: every column was computed with random, uncalibrated extractor weights (python -m "
           "dicetalk_bench.weights make-random) on a few tiny demo clips, and the method row comes from a tiny "
-          "DICE-Talk trained for a few hundred steps on random Whisper and SVD weights. They show that the "
+          "DICE-Talk trained for {steps} steps on random Whisper and SVD weights. They show that the "
           "pipeline runs end to end, not the quality of any method; the published rows are the papers' own numbers.")
 
 WHISPER_NOTE = ("demo: --whisper random:0 = a random, uncalibrated Whisper encoder, because the demo installs no "
@@ -301,6 +301,7 @@ def run_demo(out: str | Path, preset: DemoPreset, *, echo: Callable[[str], None]
         f"embedder_dir={paths.embedder}", f"out_dir={paths.generator}", f"steps={preset.generator_steps}",
         f"checkpoint_every={max(1, preset.generator_steps)}", f"resolution={preset.resolution}"]),
         ["generator_steps", "resolution"], config=train_cfg.read_text())
+    banner = BANNER.format(steps=preset.generator_steps)
     rows = {METHOD: ["--checkpoint", str(paths.generator), "--sample-steps", str(preset.sample_steps)],
             CEILING: ["--real"]}
     rows.update({f"{b} baseline": ["--baseline", b] for b in BASELINES})
@@ -310,8 +311,8 @@ def run_demo(out: str | Path, preset: DemoPreset, *, echo: Callable[[str], None]
                                           _evaluate_argv(paths, preset, source, method), summary=False),
               ["metrics", "max_clips", "fid_frame_stride", *(["sample_steps"] if "--checkpoint" in source else [])])
     stage("leaderboard", lambda: evaluate.run_leaderboard(paths.evaluation / "results", paths.leaderboard,
-                                                          title="dicetalk_bench demo leaderboard", banner=BANNER),
-          [], rows=sorted(rows), banner=BANNER)
+                                                          title="dicetalk_bench demo leaderboard", banner=banner),
+          [], rows=sorted(rows), banner=banner)
     return DemoResult(tuple(outcomes), paths.leaderboard / "index.html",
                       {method: results_file(paths, method) for method in rows})
 
