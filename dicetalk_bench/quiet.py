@@ -85,7 +85,17 @@ def python_stderr_only() -> Iterator[None]:
     through a duplicate of the old descriptor. Child processes started inside inherit the silenced descriptor."""
     old = sys.stderr
     old.flush()
+    try:
+        python_on_fd2 = old.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # already elsewhere (e.g. captured): leave it there
+        python_on_fd2 = False
     saved = redirect_native_stderr()
+    if not python_on_fd2:
+        try:
+            yield
+        finally:
+            restore_native_stderr(saved)
+        return
     new = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(old, "encoding", None) or "utf-8",
                     errors="backslashreplace")
     handlers = [h for h in logging.getLogger().handlers

@@ -66,3 +66,15 @@ def test_dask_workers_are_left_alone_with_debug_logging() -> None:
         assert quiet.quiet_dask_workers(c) is True and c.ran == [quiet._silence_worker]
     finally:
         root.setLevel(old)
+
+
+def test_python_stderr_elsewhere_stays_where_it_is(capsys) -> None:
+    """Under a capture (sys.stderr not on descriptor 2) Python's stderr is left alone and still captured."""
+    import os
+
+    from dicetalk_bench.quiet import python_stderr_only
+
+    with python_stderr_only():
+        print("captured-line", file=sys.stderr)
+        os.write(2, b"")  # the native descriptor is the silenced one
+    assert "captured-line" in capsys.readouterr().err
