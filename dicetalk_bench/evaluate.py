@@ -440,6 +440,7 @@ def score_ceiling(cfg: EvalConfig, request: Any, row: dict[str, Any]) -> tuple[l
     """Score the real test clips as a method: per-video metrics against themselves; FID/KID/FVD of one half of the
     split against the other (:func:`split_halves`, seeded by ``cfg.seed``; recorded in ``row``)."""
     from dicetalk_bench.metrics.__main__ import score_metrics
+    from dicetalk_bench.metrics.registry import required_weights
     from dicetalk_bench.metrics.video_set import list_videos
 
     names = list(cfg.metrics)
@@ -447,17 +448,18 @@ def score_ceiling(cfg: EvalConfig, request: Any, row: dict[str, Any]) -> tuple[l
     set_names = [n for n in names if n in SET_METRICS]
     results: list[Any] = []
     failed: list[str] = []
-    from dicetalk_bench.metrics.registry import required_weights
 
     def options_for(set_metrics: bool) -> dict[str, Any]:  # each call is checked against the options it reads
         return {k: v for k, v in request.options.items() if (k.split(".")[0] in SET_METRICS) == set_metrics}
 
+    def weights_for(set_metrics: bool) -> dict[str, str]:  # leave out the weights only the other call reads
+        mine = set(required_weights(set_names if set_metrics else per_video, options_for(set_metrics)))
+        theirs = set(required_weights(per_video if set_metrics else set_names, options_for(not set_metrics)))
+        return {k: v for k, v in request.weights.items() if k in mine or k not in theirs}
+
     if per_video:
-        only_set = set(required_weights(set_names, options_for(True))) - set(
-            required_weights(per_video, options_for(False)))
-        r, f = score_metrics(per_video, dataclasses.replace(
-            request, options=options_for(False), weights={k: v for k, v in request.weights.items()
-                                                          if k not in only_set}), keep_going=cfg.keep_going)
+        r, f = score_metrics(per_video, dataclasses.replace(request, options=options_for(False),
+                                                            weights=weights_for(False)), keep_going=cfg.keep_going)
         results += r
         failed += f
     if set_names:
@@ -469,7 +471,8 @@ def score_ceiling(cfg: EvalConfig, request: Any, row: dict[str, Any]) -> tuple[l
             for cid in ids:
                 _link_or_copy(by_id[cid], halves / name / f"{cid}{by_id[cid].suffix}")
         r, f = score_metrics(set_names, dataclasses.replace(request, videos=halves / "a", reference=halves / "b",
-                                                            options=options_for(True)), keep_going=cfg.keep_going)
+                                                            options=options_for(True), weights=weights_for(True)),
+                             keep_going=cfg.keep_going)
         results += r
         failed += f
         row["ceiling"] = {**row.get("ceiling", {}), "set_metrics": "one half of the test split against the other",
