@@ -84,8 +84,8 @@ def documented_usages(paths: list[Path] = DOCS) -> list[tuple[str, str, str | No
 def test_the_scan_finds_the_documented_commands() -> None:
     usages = documented_usages()
     modules = {u[1] for u in usages}
-    assert {"preprocess", "metrics", "evaluate", "weights", "demo_data"} <= modules, modules
-    assert ("README.md", "preprocess", None, "--whisper") in usages
+    assert {"preprocess", "metrics", "evaluate", "weights", "demo_data", "demo"} <= modules, modules
+    assert ("README.md", "demo", None, "--size") in usages
     assert len(usages) > 50
 
 
