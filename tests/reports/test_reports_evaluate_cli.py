@@ -446,7 +446,7 @@ def test_ceiling_and_baseline_rows_are_typed_and_never_marked(tmp_path):
     assert 'data-kind="ceiling"' in page and 'data-kind="baseline"' in page
 
 
-def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path, caplog):
+def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path, caplog, capsys):
     from dicetalk_bench import weights
 
     inception = weights.make_random("inception-fid", tmp_path / "w", seed=0)
@@ -459,6 +459,10 @@ def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path, caplog):
     run = read_run(out / "results" / "mead" / "real.json")
     assert run.results["fid"].protocol["frame_stride"] == 2
     assert "not needed by metrics" not in caplog.text  # the Inception weights went to the FID call only
+    table = capsys.readouterr().out.splitlines()  # the summary table evaluate ends with
+    header = next(i for i, line in enumerate(table) if line.split() == ["metric", "value", "interval", "n", "failures"])
+    assert table[header + 2].split()[:3] == ["psnr", "\u2191", "100"]
+    assert table[header + 3].split()[:2] == ["fid", "\u2193"] and table[header + 3].split()[-2:] == ["1", "0/1"]
     ceiling = run.provenance["ceiling"]
     ids = {"mead/M003/front/happy/level_1/000", "mead/M003/front/happy/level_1/001"}
     assert set(ceiling["half_a"]) | set(ceiling["half_b"]) == ids and not set(ceiling["half_a"]) & set(ceiling["half_b"])
