@@ -65,3 +65,14 @@ def load_cli_config(cls: type[T], path: str | None, overrides: Sequence[str]) ->
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` with each option's default where it has one worth showing: none on required options or for a
+    default of None / False / an empty list, and the description's line breaks kept."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        d = action.default
+        if action.required or d is None or d is False or d == [] or d is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action) or ""

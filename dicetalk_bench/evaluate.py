@@ -23,12 +23,21 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from dicetalk_bench.cli_args import key_value, non_negative_int, positive_int, scalar
+from dicetalk_bench.cli_args import HelpFormatter, key_value, non_negative_int, positive_int, scalar
 from dicetalk_bench.cli_errors import run_cli
 
 logger = logging.getLogger("dicetalk_bench.evaluate")
 
 DATASETS = ("mead", "hdtf")
+SUBCOMMANDS_HELP = """subcommands:
+  score (the default, the word may be left out)
+      score a method's videos (--videos), or generate the test split from a trained checkpoint first
+      (--checkpoint), or score a ceiling (--real) or baseline (--baseline) row built from the test clips; writes
+      OUTDIR/results/<dataset>/<method>.json with a provenance record and prints a summary table
+  leaderboard
+      build the static leaderboard (index.html, results.json/.csv/.tex) from results files:
+      python -m dicetalk_bench.evaluate leaderboard --results OUTDIR/results --out OUTDIR/leaderboard
+      (see python -m dicetalk_bench.evaluate leaderboard --help)"""
 GENERATED_FPS = 25.0  # the model generates one frame per 40 ms of audio (docs/model.md)
 AUDIO_RATE = 16000
 
@@ -95,11 +104,11 @@ def _fraction(text: str) -> float:
 def build_score_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dicetalk_bench.evaluate",
-        description="Score a method's videos (or generate them from a checkpoint first) and write "
-                    "OUTDIR/results/<dataset>/<method>.json with a provenance record.",
-        epilog="Build the leaderboard from results files: python -m dicetalk_bench.evaluate leaderboard "
-               "--results OUTDIR/results --out OUTDIR/leaderboard (see its --help).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        usage="%(prog)s [score] (--videos DIR | --checkpoint CKPT | --baseline KIND | --real) --metrics M,... "
+              "--method NAME --dataset {mead,hdtf} --out OUTDIR [options]\n"
+              "       %(prog)s leaderboard --results OUTDIR/results --out OUTDIR/leaderboard [options]",
+        description=SUBCOMMANDS_HELP,
+        formatter_class=HelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--videos", type=Path, help="folder of the method's generated videos (clip id = relative "
                                                 "path without suffix)")
@@ -163,7 +172,7 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dicetalk_bench.evaluate leaderboard",
         description="Build a static leaderboard (index.html, results.json, results.csv, results.tex) from results "
-                    "files.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "files.", formatter_class=HelpFormatter)
     p.add_argument("--results", type=Path, required=True, help="folder of results files (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="leaderboard folder to write")
     p.add_argument("--recompute-intervals", action="store_true",
@@ -192,6 +201,8 @@ def build_leaderboard_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-clips", type=non_negative_int, default=4,
                    help="test clips shown as stills and videos per row (the same for every row; 0: none)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the sample clips' choice (recorded)")
+    p.add_argument("--banner", default="", help="a notice shown in bold under the page title (e.g. that the "
+                                                "numbers come from random weights)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -216,7 +227,7 @@ def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, 
                     max_failure_excess: float = 0.01, recompute_intervals: bool = False,
                     published: Sequence[Path] = (), shipped_published: bool = True,
                     column_groups: Sequence[str] | None = None, sample_clips: int = 4,
-                    sample_seed: int = 0) -> dict[str, Path]:
+                    sample_seed: int = 0, banner: str = "") -> dict[str, Path]:
     """Read every results file under ``results_dir`` and write the leaderboard files into ``out_dir``.
 
     Cells show the intervals stored in the results; ``recompute_intervals`` recomputes them at these settings
@@ -238,7 +249,7 @@ def run_leaderboard(results_dir: Path, out_dir: Path, *, resamples: int = 1000, 
     rows = (load_published() if shipped_published else []) + (load_published(list(published)) if published else [])
     layout = PageLayout(group_order=tuple(column_groups or DEFAULT_GROUP_ORDER))
     paths = write_leaderboard(build_tables(runs, boot, marking, layout), out_dir, boot, title=title, published=rows,
-                              strip=StripConfig(n_clips=sample_clips, seed=sample_seed))
+                              strip=StripConfig(n_clips=sample_clips, seed=sample_seed), banner=banner)
     logger.info("leaderboard of %d results files written to %s", len(runs), paths["html"])
     return paths
 
@@ -256,7 +267,7 @@ def _cmd_leaderboard(argv: list[str]) -> int:
                         max_failure_excess=args.max_failure_excess,
                         recompute_intervals=args.recompute_intervals, published=args.published,
                         shipped_published=not args.no_published, column_groups=args.column_groups,
-                        sample_clips=args.sample_clips, sample_seed=args.sample_seed)
+                        sample_clips=args.sample_clips, sample_seed=args.sample_seed, banner=args.banner)
     except (FileNotFoundError, ResultFormatError, LeaderboardError, PublishedRowsError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # a set-up error, as every command reports one
         return 1
@@ -329,10 +340,32 @@ def _check_whisper_records(folder: Path, rows: Sequence[dict[str, Any]], process
                             f"{want.get('file')} (sha256 {want.get('sha256')}); preprocess with the same whisper-tiny")
 
 
+def generated_dir(out_dir: Path, dataset: str, method: str, *, check: bool = True) -> Path:
+    """The folder a method's generated test clips go to: ``out_dir/generated/<method>``; the clip ids start with
+    the dataset (``mead/M003/front/...``), so the files lie at ``generated/<method>/mead/M003/...``.
+
+    Results of earlier versions, filed under ``generated/<dataset>/<method>/<dataset>/...``, are still read (and
+    reused) where that folder exists. With ``check``, a folder that already holds another dataset's clips of the
+    same method name is refused (its videos would enter this dataset's FID/FVD)."""
+    from dicetalk_bench.reports.runs import safe_file_stem
+
+    stem = safe_file_stem(method)
+    old = Path(out_dir) / "generated" / dataset / stem / dataset
+    if old.is_dir():
+        return old.parent
+    folder = Path(out_dir) / "generated" / stem
+    if check and folder.is_dir():
+        others = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name in DATASETS and p.name != dataset)
+        if others:
+            raise EvaluateError(f"{folder} already holds the {', '.join(others)} clips of method {method!r}; "
+                                f"score the {dataset} clips under another --method name or --out folder")
+    return folder
+
+
 def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
     """Generate every test clip of ``cfg.dataset`` in ``cfg.processed`` with ``cfg.checkpoint``, restartably.
 
-    Writes ``out_dir/generated/<dataset>/<method>/<clip_id>.mp4`` (25 fps, with the clip's audio, plus a sidecar
+    Writes ``out_dir/generated/<method>/<clip_id>.mp4`` (:func:`generated_dir`; 25 fps, with the clip's audio, plus a sidecar
     record per clip; :mod:`dicetalk_bench.model.split_generation`) and, unless a reference folder was given, links
     the processed ground-truth clips into ``out_dir/reference/<dataset>/``. A clip already generated with the same
     checkpoint, settings and inputs is reused. ``cfg.workers`` / ``cfg.scheduler`` shard the clips over Dask
@@ -364,7 +397,7 @@ def generate_test_split(cfg: EvalConfig, out_dir: Path) -> tuple[Path, Path, dic
                           use_gpu=use_gpu, sources=ReleaseSources.from_weights(cfg.weights, cfg.allow_unverified))
     if cfg.workers == 0 and cfg.scheduler is None:
         sg.cached_sampler(spec)  # load and check the model once, here, before any clip is written
-    gen_dir = out_dir / "generated" / cfg.dataset / safe_file_stem(cfg.method)
+    gen_dir = generated_dir(out_dir, cfg.dataset, cfg.method)
     summary = sg.generate_split(jobs, spec, gen_dir, workers=cfg.workers, scheduler=cfg.scheduler)
     if not summary.generated and not summary.reused:
         first = next(iter(summary.failures.items()))
@@ -438,6 +471,7 @@ def score_ceiling(cfg: EvalConfig, request: Any, row: dict[str, Any]) -> tuple[l
     """Score the real test clips as a method: per-video metrics against themselves; FID/KID/FVD of one half of the
     split against the other (:func:`split_halves`, seeded by ``cfg.seed``; recorded in ``row``)."""
     from dicetalk_bench.metrics.__main__ import score_metrics
+    from dicetalk_bench.metrics.registry import required_weights
     from dicetalk_bench.metrics.video_set import list_videos
 
     names = list(cfg.metrics)
@@ -445,8 +479,18 @@ def score_ceiling(cfg: EvalConfig, request: Any, row: dict[str, Any]) -> tuple[l
     set_names = [n for n in names if n in SET_METRICS]
     results: list[Any] = []
     failed: list[str] = []
+
+    def options_for(set_metrics: bool) -> dict[str, Any]:  # each call is checked against the options it reads
+        return {k: v for k, v in request.options.items() if (k.split(".")[0] in SET_METRICS) == set_metrics}
+
+    def weights_for(set_metrics: bool) -> dict[str, str]:  # leave out the weights only the other call reads
+        mine = set(required_weights(set_names if set_metrics else per_video, options_for(set_metrics)))
+        theirs = set(required_weights(per_video if set_metrics else set_names, options_for(not set_metrics)))
+        return {k: v for k, v in request.weights.items() if k in mine or k not in theirs}
+
     if per_video:
-        r, f = score_metrics(per_video, request, keep_going=cfg.keep_going)
+        r, f = score_metrics(per_video, dataclasses.replace(request, options=options_for(False),
+                                                            weights=weights_for(False)), keep_going=cfg.keep_going)
         results += r
         failed += f
     if set_names:
@@ -457,7 +501,8 @@ def score_ceiling(cfg: EvalConfig, request: Any, row: dict[str, Any]) -> tuple[l
             by_id = {e.clip_id: e.path for e in videos}
             for cid in ids:
                 _link_or_copy(by_id[cid], halves / name / f"{cid}{by_id[cid].suffix}")
-        r, f = score_metrics(set_names, dataclasses.replace(request, videos=halves / "a", reference=halves / "b"),
+        r, f = score_metrics(set_names, dataclasses.replace(request, videos=halves / "a", reference=halves / "b",
+                                                            options=options_for(True), weights=weights_for(True)),
                              keep_going=cfg.keep_going)
         results += r
         failed += f
@@ -533,7 +578,7 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
     cache_dir = None if cfg.cache_dir is None else Path(cfg.cache_dir)
     # where the videos will be (generate_test_split / reference_row_videos write them); until then the weights
     # pre-flight sizes the face detector from the processed clips
-    planned = (out_dir / "generated" / cfg.dataset / safe_file_stem(cfg.method) if cfg.checkpoint is not None
+    planned = (generated_dir(out_dir, cfg.dataset, cfg.method, check=False) if cfg.checkpoint is not None
                else Path(cfg.processed) / "videos" if cfg.processed else None)
     request = ScoreRequest(videos=Path(cfg.videos) if cfg.videos else planned,
                            reference=None if cfg.reference is None else Path(cfg.reference),
@@ -584,7 +629,17 @@ def run_evaluation(cfg: EvalConfig, argv: Sequence[str]) -> tuple[Path, int]:
     return path, 1 if failed else 0
 
 
-def _cmd_score(argv: list[str]) -> int:
+def print_summary(path: Path) -> None:
+    """Print the summary table (metric, value, interval, n, failures) of a results file."""
+    from dicetalk_bench.reports.runs import read_run
+    from dicetalk_bench.summary_table import results_table
+
+    run = read_run(path, load_features=False)
+    print(f"{run.method} on {run.dataset} ({path}):")
+    print(results_table(list(run.results.values())))
+
+
+def _cmd_score(argv: list[str], *, summary: bool = True) -> int:
     parser = build_score_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
@@ -627,6 +682,8 @@ def _cmd_score(argv: list[str]) -> int:
         return exit_code
 
     code = run_cli(score, verbose=args.verbose)  # a set-up error: one line on stderr, exit 1, no results file
+    if summary and written:
+        print_summary(written[0])
     if args.leaderboard and written:
         lb = _cmd_leaderboard(["--results", str(args.out / "results"), "--out", str(args.out / "leaderboard"),
                                "--seed", str(args.seed)])
@@ -634,13 +691,14 @@ def _cmd_score(argv: list[str]) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, summary: bool = True) -> int:
+    """The command line; ``summary=False`` leaves out the summary table printed after scoring."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "leaderboard":
         return _cmd_leaderboard(argv[1:])
     if argv and argv[0] == "score":
         argv = argv[1:]
-    return _cmd_score(argv)
+    return _cmd_score(argv, summary=summary)
 
 
 if __name__ == "__main__":

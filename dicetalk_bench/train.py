@@ -51,6 +51,9 @@ def _run(args: argparse.Namespace) -> int:
     check_train_inputs(cfg)  # before any model, memory estimate or output folder
 
     def report(run, terms):
+        bar.n = run.step
+        bar.set_postfix(loss=f"{terms['loss']:.4f}", refresh=False)
+        bar.refresh()
         if run.step % 10 == 0 or run.step == cfg.steps:
             logging.getLogger("dicetalk_bench.train").info(
                 "step %d loss %.4f (diffusion %.4f, vq %.4f, cls %.4f)", run.step, terms["loss"],
@@ -61,7 +64,13 @@ def _run(args: argparse.Namespace) -> int:
 
         print(check_memory(cfg, args.device).summary())  # MemoryBudgetError: a set-up error, exit 1
         return 0
-    run = train(cfg, resume_run=args.resume, device=args.device, on_step=report)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.steps, desc="generator", unit="step", disable=None)
+    try:
+        run = train(cfg, resume_run=args.resume, device=args.device, on_step=report)
+    finally:
+        bar.close()
     print(f"trained to step {run.step}; checkpoints in {cfg.out_dir}/checkpoints")
     return 0
 

@@ -29,6 +29,7 @@ PARSERS: dict[tuple[str, str | None], str] = {
     ("demo_data", "fetch-assets"): "dicetalk_bench.demo_data.__main__:build_fetch_parser",
     ("metrics", None): "dicetalk_bench.metrics.__main__:build_parser",
     ("metrics", "train-emotion"): "dicetalk_bench.metrics.emotion_train:build_parser",
+    ("demo", None): "dicetalk_bench.demo:build_parser",
 }
 
 _COMMAND = re.compile(r"python -m dicetalk_bench\.([a-z_]+)((?:[^\n`#;&]|&(?!&))*)")
@@ -83,8 +84,8 @@ def documented_usages(paths: list[Path] = DOCS) -> list[tuple[str, str, str | No
 def test_the_scan_finds_the_documented_commands() -> None:
     usages = documented_usages()
     modules = {u[1] for u in usages}
-    assert {"preprocess", "metrics", "evaluate", "weights", "demo_data"} <= modules, modules
-    assert ("README.md", "preprocess", None, "--whisper") in usages
+    assert {"preprocess", "metrics", "evaluate", "weights", "demo_data", "demo"} <= modules, modules
+    assert ("README.md", "demo", None, "--size") in usages
     assert len(usages) > 50
 
 

@@ -139,7 +139,11 @@ def score_metrics(names: list[str], request: Any, *, keep_going: bool = False) -
     groups: dict[str, list[str]] = {}
     for n in names:
         groups.setdefault(get_metric(n).compute, []).append(n)
-    for group in groups.values():
+    from tqdm.auto import tqdm
+
+    bar = tqdm(groups.values(), desc="scoring", unit="group", total=len(groups), disable=None)
+    for group in bar:
+        bar.set_postfix_str(",".join(group))
         try:
             results.extend(compute_metrics(group, dataclasses.replace(request)))
         except Exception as exc:  # noqa: BLE001 -- only with --keep-going; otherwise re-raised at once

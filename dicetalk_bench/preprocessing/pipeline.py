@@ -649,12 +649,16 @@ def execute(tasks: Sequence[VideoTask | AudioTask], *, workers: int = 2, schedul
 
     from distributed import Client, as_completed
 
+    from dicetalk_bench.quiet import quiet_dask_workers
+
     cluster = None
     if scheduler is None:
         cluster = local_cluster(workers, retain_freed_memory=all(t.config.retain_freed_memory for t in tasks))
         client = Client(cluster)
     else:
         client = Client(scheduler)
+    if cluster is not None:  # our own workers' native stderr (Dask, TFLite, mediapipe) only with DEBUG logging
+        quiet_dask_workers(client)
     report = contextlib.nullcontext()
     if performance_report is not None:
         from distributed import performance_report as perf

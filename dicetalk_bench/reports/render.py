@@ -655,9 +655,10 @@ def _details_html(t: Table) -> str:
 
 def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str = "dicetalk_bench leaderboard",
                    raw_links: dict[str, str] | None = None, published: Sequence[Any] = (),
-                   strips: Mapping[str, Any] | None = None) -> str:
+                   strips: Mapping[str, Any] | None = None, banner: str = "") -> str:
     """The whole self-contained page (``published``: :class:`~.published.PublishedValue` rows shown under each
-    dataset's table; ``strips``: dataset -> :class:`~.clip_strip.Strip` of sample clips)."""
+    dataset's table; ``strips``: dataset -> :class:`~.clip_strip.Strip` of sample clips; ``banner``: a page-level
+    notice shown under the title)."""
     from dicetalk_bench.reports.clip_strip import strip_html
 
     raw_links = raw_links or {}
@@ -690,11 +691,12 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
               f"\u00b1 h where the interval is symmetric about the value, [low\u2013high] where it is not (FID/KID/FVD "
               f"intervals describe the value's spread over fresh sets of the same number of videos; docs/metrics.md); "
               f"hover a cell for the interval, its level and method, and n. Click a header to sort (best first).")
+    banner_html = f'<p class="banner"><b>{esc(banner)}</b></p>' if banner else ""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<meta name="color-scheme" content="light dark">'
             f"<title>{esc(title)}</title><style>{_CSS}</style><script>{_JS}</script></head><body>"
-            f"<h1>{esc(title)}</h1><p>{legend}</p><p>Generated {esc(generated)}.</p>"
+            f"<h1>{esc(title)}</h1>{banner_html}<p>{legend}</p><p>Generated {esc(generated)}.</p>"
             '<p class="downloads">Download: <a href="results.json" download>results.json</a>'
             '<a href="results.csv" download>results.csv</a><a href="results.tex" download>results.tex</a> '
             '(LaTeX, booktabs)</p>'
@@ -704,7 +706,7 @@ def tables_to_html(tables: Sequence[Table], boot: BootstrapConfig, *, title: str
 
 def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: BootstrapConfig, *,
                       title: str = "dicetalk_bench leaderboard", published: Sequence[Any] = (),
-                      strip: StripConfig = StripConfig()) -> dict[str, Path]:
+                      strip: StripConfig = StripConfig(), banner: str = "") -> dict[str, Path]:
     """Write index.html, results.json, results.csv, results.tex, raw/<dataset>/<file>.json copies of the runs'
     results files and the sample clips under media/ (:mod:`.clip_strip`), so the folder is self-contained;
     returns the paths by name."""
@@ -738,5 +740,6 @@ def write_leaderboard(tables: Sequence[Table], out_dir: str | Path, boot: Bootst
     atomic_write_bytes(paths["csv"], tables_to_csv(tables).encode())
     atomic_write_bytes(paths["latex"], tables_to_latex(tables).encode())
     atomic_write_bytes(paths["html"], tables_to_html(tables, boot, title=title, raw_links=raw_links,
-                                                     published=published, strips=strips).encode())
+                                                     published=published, strips=strips,
+                                                     banner=banner).encode())
     return paths

@@ -281,8 +281,8 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
     assert rc == 0
     assert [c[0] for c in calls] == ["mead/M003/front/happy/level_1/000", "mead/M003/front/happy/level_1/001"]
     assert all(Path(c[1]) == ck and c[2] == 9 and c[3] == 3 for c in calls)  # latest step folder of the run
-    gen = out / "generated" / "mead" / "dice" / "mead/M003/front/happy/level_1/000.mp4"
-    assert gen.is_file() and read_video(gen).fps == 25.0
+    gen = out / "generated" / "dice" / "mead/M003/front/happy/level_1/000.mp4"  # the dataset once, from the clip id
+    assert gen.is_file() and read_video(gen).fps == 25.0 and not (out / "generated" / "mead").exists()
     run = read_run(out / "results" / "mead" / "dice.json")
     assert run.results["psnr"].n_videos == 2 and run.results["psnr"].value > 40
     prov = run.provenance["checkpoint"]
@@ -446,7 +446,7 @@ def test_ceiling_and_baseline_rows_are_typed_and_never_marked(tmp_path):
     assert 'data-kind="ceiling"' in page and 'data-kind="baseline"' in page
 
 
-def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path):
+def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path, caplog, capsys):
     from dicetalk_bench import weights
 
     inception = weights.make_random("inception-fid", tmp_path / "w", seed=0)
@@ -454,8 +454,15 @@ def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path):
     out = tmp_path / "o"
     assert evaluate.main(["--real", "--processed", str(proc), "--metrics", "psnr,fid", "--method", "real",
                           "--dataset", "mead", "--out", str(out), "--no-cache", "--force-small-set",
-                          "--allow-unverified", "--weights", f"inception-fid={inception}"]) == 0
+                          "--allow-unverified", "--weights", f"inception-fid={inception}",
+                          "--option", "fid.frame_stride=2"]) == 0  # an FID option beside a per-video metric
     run = read_run(out / "results" / "mead" / "real.json")
+    assert run.results["fid"].protocol["frame_stride"] == 2
+    assert "not needed by metrics" not in caplog.text  # the Inception weights went to the FID call only
+    table = capsys.readouterr().out.splitlines()  # the summary table evaluate ends with
+    header = next(i for i, line in enumerate(table) if line.split() == ["metric", "value", "interval", "n", "failures"])
+    assert table[header + 2].split()[:3] == ["psnr", "\u2191", "100"]
+    assert table[header + 3].split()[:2] == ["fid", "\u2193"] and table[header + 3].split()[-2:] == ["1", "0/1"]
     ceiling = run.provenance["ceiling"]
     ids = {"mead/M003/front/happy/level_1/000", "mead/M003/front/happy/level_1/001"}
     assert set(ceiling["half_a"]) | set(ceiling["half_b"]) == ids and not set(ceiling["half_a"]) & set(ceiling["half_b"])
@@ -490,3 +497,32 @@ def test_published_rows_are_shown_greyed_with_their_citation_and_never_marked(cl
     assert evaluate.main(["leaderboard", "--results", str(out / "results"), "--out", str(out / "lb3"),
                           "--published", str(bad)]) == 1
     assert f"{bad}: not a dicetalk_bench.published_rows document" in capsys.readouterr().err
+
+
+def test_generated_clips_of_the_old_doubled_layout_are_read_and_reused(tmp_path, monkeypatch):
+    """Clips generated under generated/<dataset>/<method>/<dataset>/... by earlier versions are reused in place."""
+    calls: list = []
+    ck = _checkpoint(tmp_path)
+    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, calls))
+    proc, out = _processed(tmp_path / "p"), tmp_path / "o"
+    argv = ["--checkpoint", str(ck), "--processed", str(proc), "--metrics", "psnr", "--method", "dice",
+            "--dataset", "mead", "--out", str(out)]
+    assert evaluate.main(argv) == 0 and len(calls) == 2
+    old = out / "generated" / "mead" / "dice"
+    (out / "generated" / "dice").rename(tmp_path / "moved")
+    old.mkdir(parents=True)
+    (tmp_path / "moved" / "mead").rename(old / "mead")
+    assert evaluate.generated_dir(out, "mead", "dice") == old
+    calls.clear()
+    assert evaluate.main(argv) == 0 and calls == []
+    prov = read_run(out / "results" / "mead" / "dice.json").provenance["checkpoint"]
+    assert prov["n_reused"] == 2 and not (out / "generated" / "dice").exists()
+
+
+def test_generated_folder_holding_another_datasets_clips_is_refused(tmp_path):
+    out = tmp_path / "o"
+    assert evaluate.generated_dir(out, "mead", "dice") == out / "generated" / "dice"
+    (out / "generated" / "dice" / "hdtf").mkdir(parents=True)
+    with pytest.raises(evaluate.EvaluateError, match="already holds the hdtf clips of method 'dice'"):
+        evaluate.generated_dir(out, "mead", "dice")
+    assert evaluate.generated_dir(out, "hdtf", "dice") == out / "generated" / "dice"

@@ -1,0 +1,99 @@
+"""``python -m dicetalk_bench.demo`` end to end at its smallest preset: every stage runs, the leaderboard page has
+the method, ceiling, baseline and published rows and the random-weights banner, and a rerun reuses every stage."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    from dicetalk_bench import demo
+
+    out = tmp_path_factory.mktemp("demo") / "demo_out"
+    start = time.perf_counter()
+    code = demo.main(["--out", str(out), "--size", "smoke"])
+    first_s = time.perf_counter() - start
+    return out, code, first_s
+
+
+def _leaderboard(out: Path) -> dict:
+    return json.loads((out / "eval" / "leaderboard" / "results.json").read_text())
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    (table,) = [t for t in _leaderboard(out)["datasets"] if t["dataset"] == "mead"]
+    return {r["method"]: r for r in table["rows"]}
+
+
+def test_the_demo_builds_a_leaderboard_with_every_kind_of_row(demo_run, capsys):
+    out, code, _ = demo_run
+    assert code == 0
+    page = out / "eval" / "leaderboard" / "index.html"
+    html = page.read_text()
+    rows = _rows(out)
+    from dicetalk_bench.demo_chain import BASELINES, CEILING, METHOD
+
+    assert rows[METHOD]["kind"] == "method"
+    assert rows[CEILING]["kind"] == "ceiling"
+    assert {rows[f"{b} baseline"]["kind"] for b in BASELINES} == {"baseline"}
+    assert len(rows) == 5
+    assert 'data-kind="ceiling"' in html and 'data-kind="baseline"' in html
+    assert [p for p in _leaderboard(out)["published"] if p["dataset"] == "mead"]  # the shipped published rows
+    assert 'class="published-row"' in html and "arXiv" in html
+    assert 'class="banner"' in html and "random, uncalibrated extractor weights" in html
+    assert "trained for 2 steps" in html  # the smoke preset's generator steps
+    # the method row's videos were generated from the tiny checkpoint into the non-doubled layout
+    generated = sorted((out / "eval" / "generated").rglob("*.mp4"))
+    assert generated and all(p.relative_to(out / "eval" / "generated").parts[1] == "mead" for p in generated)
+    assert not (out / "eval" / "generated" / "mead").exists()
+    # every row's results record the small-set override and the random extractors as uncalibrated
+    from dicetalk_bench.reports.runs import read_run
+
+    for method, row in rows.items():
+        run = read_run(Path(row["source"]), load_features=False)
+        assert not run.calibrated
+        assert run.results["fid"].protocol["forced_small_set"] is True  # a few clips: the override, recorded
+        assert run.results["fid"].protocol["frame_stride"] == 25
+
+
+def test_rerun_reuses_every_stage(demo_run, capsys):
+    out, code, first_s = demo_run
+    assert code == 0
+    capsys.readouterr()
+    page = out / "eval" / "leaderboard" / "index.html"
+    before = page.stat().st_mtime_ns
+    start = time.perf_counter()
+    from dicetalk_bench import demo
+
+    assert demo.main(["--out", str(out), "--size", "smoke"]) == 0
+    again_s = time.perf_counter() - start
+    text = capsys.readouterr().out
+    from dicetalk_bench.demo_chain import BASELINES
+
+    # data, preprocess, portrait, extractors, embedder, generator, the method, ceiling and baseline rows, leaderboard
+    n_stages = 6 + 2 + len(BASELINES) + 1
+    assert len(re.findall(r"^\[[^\]]+\] reused", text, flags=re.M)) == n_stages
+    assert (out / "face.png").is_file()
+    assert "] ..." not in text  # nothing ran again
+    assert page.stat().st_mtime_ns == before
+    assert again_s < first_s / 5
+    assert "leaderboard: " in text and str(page.resolve()) in text
+
+
+def test_other_settings_in_the_same_folder_are_a_setup_error(demo_run, capsys, monkeypatch):
+    out, code, _ = demo_run
+    assert code == 0
+    from dicetalk_bench import demo, demo_chain
+
+    monkeypatch.setitem(demo_chain.PRESETS, "smoke", demo_chain.dataclasses.replace(
+        demo_chain.PRESETS["smoke"], embedder_steps=5))
+    capsys.readouterr()
+    assert demo.main(["--out", str(out), "--size", "smoke"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "another --out folder" in err[0]
