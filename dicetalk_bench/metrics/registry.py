@@ -36,19 +36,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# ---------------------------------------------------------------------------------------------------------------
-# Metric keys (use these constants, never string literals, in code that produces or reads results)
-# ---------------------------------------------------------------------------------------------------------------
-FID = "fid"
-KID = "kid"
-FVD = "fvd"
-SYNC_C = "sync-c"
-SYNC_D = "sync-d"
-EMO_ACC = "emo-acc"
-CSIM = "csim"
-PSNR = "psnr"
-SSIM = "ssim"
-LPIPS = "lpips"
+# Metric keys, re-exported here (defined in .keys)
+from dicetalk_bench.metrics.keys import CSIM, EMO_ACC, FID, FVD, KID, LPIPS, PSNR, SSIM, SYNC_C, SYNC_D  # noqa: F401
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 _COMPUTE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
