@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dicetalk_bench.weights.random_weights import register_random_builder
+
 logger = logging.getLogger(__name__)
 
 WEIGHTS_KEY = "i3d-400"
@@ -254,3 +256,5 @@ def temporal_output_length(t: int) -> int:
     for _ in range(3):
         t = math.ceil(t / 2)
     return t - 1
+
+register_random_builder("i3d-400", write_random_weights)

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dicetalk_bench.weights.random_weights import register_random_builder
+
 logger = logging.getLogger(__name__)
 
 WEIGHTS_KEY = "inception-fid"
@@ -172,3 +174,5 @@ def extract_features(model: InceptionFeatures, frames: np.ndarray, batch_size: i
         chunk = torch.from_numpy(np.ascontiguousarray(frames[start:start + batch_size])).permute(0, 3, 1, 2)
         out[start:start + len(chunk)] = model(chunk.to(device)).cpu().numpy()
     return out
+
+register_random_builder("inception-fid", write_random_weights)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dicetalk_bench.fileutil import atomic_write_bytes
+from dicetalk_bench.weights.random_weights import register_random_builder
 
 from .config import TINY
 from .sampling import SVD_SCHEDULER_CONFIG
@@ -119,3 +120,5 @@ def write_random_svd_xt(target: Path, seed: int) -> None:
              "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
              "scheduler": ["diffusers", "EulerDiscreteScheduler"]}
     atomic_write_bytes(target / "model_index.json", json.dumps(index, indent=2).encode())
+
+register_random_builder("svd-xt", write_random_svd_xt)

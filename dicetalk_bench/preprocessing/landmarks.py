@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from dicetalk_bench.weights.random_weights import register_random_builder
+
 log = logging.getLogger(__name__)
 
 
@@ -105,3 +107,6 @@ class FanLandmarker:
     @property
     def calibrated(self) -> bool:
         return all(r["calibrated"] for r in self.records)
+
+register_random_builder("fan-2d", write_random_fan)
+register_random_builder("s3fd", write_random_s3fd)
