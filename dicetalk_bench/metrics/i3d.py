@@ -1,7 +1,7 @@
 """I3D (Carreira & Zisserman 2017) for FVD, in the parameter layout of ``i3d_pretrained_400.pt``.
 
 Re-written from the architecture facts of piergiaj/pytorch-i3d ``InceptionI3d(400, in_channels=3)`` (the layout
-cd-fvd, DisCo and VideoGPT-style FVD load; metrics.md §3.4): module names, channel counts, "same" padding computed
+cd-fvd, DisCo and VideoGPT-style FVD load): module names, channel counts, "same" padding computed
 from the input size as TF does, Mixed_5c -> AvgPool3d([2, 7, 7], stride 1) -> 1x1x1 logits conv -> squeeze -> mean
 over time = 400 Kinetics logits per clip (the FVD embedding, like TF FVD's ``RGB/inception_i3d/Mean:0``). Reference
 key list: tests/data/i3d_InceptionI3d_400.tsv (344 entries).

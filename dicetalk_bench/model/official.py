@@ -1,7 +1,7 @@
 """Load the official DICE-Talk release files into our modules, and write random files in the same format.
 
-Release files (HF ``EEEELY/DICE-Talk``; model.md §7.1) are plain ``torch.save`` state dicts whose keys equal our
-parameter names (checked against ``shared/reference/official_keys`` in the tests), so no key mapping is needed:
+Release files (HF ``EEEELY/DICE-Talk``) are plain ``torch.save`` state dicts whose keys equal our
+parameter names (checked against the release's key lists in ``tests/data/official_keys_*.tsv``), so no key mapping is needed:
 
 =====================  ======================  ============================================================
 registry key           file                    module

@@ -1,4 +1,4 @@
-"""Sampling maths as pure functions over denoiser callables (k-diffusion style; DICE-Talk §4).
+"""Sampling maths as pure functions over denoiser callables (k-diffusion style; DICE-Talk).
 
 - SVD's noise schedule: EDM (Karras et al. 2022) sigmas with v-prediction preconditioning, as diffusers'
   ``EulerDiscreteScheduler`` configured by SVD-xt's ``scheduler_config.json`` (:data:`SVD_SCHEDULER_CONFIG`);
@@ -20,7 +20,7 @@ import torch
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-#: SVD-xt ``scheduler/scheduler_config.json`` (stabilityai/stable-video-diffusion-img2vid-xt; model.md §1.2:
+#: SVD-xt ``scheduler/scheduler_config.json`` (stabilityai/stable-video-diffusion-img2vid-xt:
 #: v-prediction, Karras sigmas, sigma in [0.002, 700], continuous timesteps = 0.25 log sigma).
 SVD_SCHEDULER_CONFIG: dict = {
     "beta_end": 0.012,

@@ -1,6 +1,6 @@
 """Frozen SVD-xt parts used around the DICE-Talk network: VAE, CLIP image encoder, base UNet weights.
 
-The official pipeline (model.md §1.2-1.3) uses the SVD-xt diffusers folder: ``vae/``
+The official pipeline uses the SVD-xt diffusers folder: ``vae/``
 (``AutoencoderKLTemporalDecoder``), ``image_encoder/`` (``CLIPVisionModelWithProjection``, ViT-H/14, 224 px),
 ``unet/`` (the base UNet, overwritten by ``unet.pth``) and ``scheduler/``. :func:`write_random_svd_xt` writes a
 folder with the same layout and tiny random modules (registry key ``svd-xt``), so the loading code is the same

@@ -1,6 +1,7 @@
 """DICE-Talk generator training, readable top to bottom (``python -m dicetalk_bench.train``).
 
-Recipe (model.md §3; the release has no training code, so the items marked [inferred] there are choices):
+Recipe (the release has no training code, so the settings marked [inferred] in :class:`.train_step.TrainConfig` are
+choices):
 
 1. frozen encoders from the SVD-xt folder (VAE, CLIP image encoder); base UNet from its ``unet/`` (or the release
    files with ``init_official``, or any checkpoint folder with ``init_from``, e.g. a converted release);

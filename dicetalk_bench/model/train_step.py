@@ -44,7 +44,7 @@ class TrainConfig:
     num_frames: int = 25  # frames per window (release: 25)
     frame_stride: int = 2  # 25 fps crops -> 12.5 fps windows (release step: 2)
     resolution: int = 64  # training pixels (paper: 512)
-    lr_unet: float = 1e-5  # [inferred] model.md §3
+    lr_unet: float = 1e-5  # [inferred]: the release has no training code
     lr_new: float = 1e-4  # [inferred]
     weight_decay: float = 1e-2
     lambda_vq: float = 1.0

@@ -4,7 +4,7 @@ face-alignment 1.5.0 only reads FAN weights from the torch.hub cache
 (``$TORCH_HOME/hub/checkpoints/2DFAN4-11f355bf06.pth.tar``) and downloads when absent; we therefore
 point TORCH_HOME at a folder of hash-checked files (:func:`dicetalk_bench.weights.use_torch_home`), pass the
 face boxes we already have (so S3FD is never run), and construct with ``compile=False`` (``torch.compile``
-costs ~3 min on a 2-core CPU; datasets reference §3).
+costs ~3 min on a 2-core CPU).
 """
 
 from __future__ import annotations

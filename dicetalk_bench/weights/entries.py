@@ -12,7 +12,7 @@ from dicetalk_bench.datasets import MEAD_EMOTIONS
 from .entry import WeightsEntry
 
 # mediapipe 0.10.21 is the last release whose wheel bundles the BlazeFace tflite models
-# (reference: datasets_and_preprocessing.md §2). The file hashes below were computed from
+# (later wheels fetch them at run time). The file hashes below were computed from
 # mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl (wheel sha256 05dc4a9e...cfe3).
 MEDIAPIPE_WHEEL_SPEC = "mediapipe==0.10.21"
 _WHEEL_PIP_FLAGS = (
@@ -30,7 +30,7 @@ _VGG_LIPSYNC = "https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/"
 _ADRIANB = "https://www.adrianbulat.com/downloads/python-fan/"
 
 _ENTRIES: tuple[WeightsEntry, ...] = (
-    # ---- DICE-Talk model (model.md §1, §7.1) -----------------------------------------------------------------
+    # ---- DICE-Talk model -----------------------------------------------------------------
     WeightsEntry(
         key="svd-xt", filename="stable-video-diffusion-img2vid-xt", kind="folder", sha256=None, size_bytes=None,
         licence="Stability AI Community License (see the model card; earlier releases: SVD non-commercial licence)",
@@ -70,8 +70,7 @@ manual=_DICETALK_MANUAL,
     ),
     WeightsEntry(
         key="dicetalk-priors", filename="emo", kind="folder",
-        # Manifest of the 8 released priors (toto222/DICE-Talk@a8a92b1 examples/emo/*.npy), computed from the
-        # copies in the reference notes (shared/reference/official_priors), 1,403 bytes each.
+        # Manifest of the 8 released priors (toto222/DICE-Talk@a8a92b1 examples/emo/*.npy), 1,403 bytes each.
         sha256="65d53f47d3fecfee64e44590425740d0def7dc7b434913cb6858b2ae397bc1ba", size_bytes=8 * 1403,
         licence=_NC + "; MEAD-derived emotion set (" + _MEAD_NC + ")",
         source_url="https://github.com/toto222/DICE-Talk/tree/a8a92b1/examples/emo",
@@ -90,7 +89,7 @@ manual=_DICETALK_MANUAL,
         notes="HDv3 IFNet state dict with a `module.` prefix (DataParallel); which RIFE HDv3 version the release "
               "ships is not stated, so pin the downloaded file with verify --pin",
     ),
-    # ---- Metric extractors (metrics.md §1-§6) -------------------------------------------------------------------
+    # ---- Metric extractors -------------------------------------------------------------------
     WeightsEntry(
         key="inception-fid", filename="pt_inception-2015-12-05-6726825d.pth", kind="file",
         sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2", size_bytes=None,

@@ -70,7 +70,7 @@ def make_random(key: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
 
 def write_random_priors(target: Path, seed: int) -> None:
     """Random DICE-Talk emotion priors in the release format: ``target/<emotion>.npy``, each a pickled 0-d object
-    array holding ``{'mu': (1, 256) float32}`` (std ≈ 0.86, like the released happy.npy; model.md §2)."""
+    array holding ``{'mu': (1, 256) float32}`` (std ≈ 0.86, like the released happy.npy)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
