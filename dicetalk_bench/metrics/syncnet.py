@@ -97,10 +97,6 @@ class SyncNet(nn.Module):
         mid = self.netcnnlip(lip_windows)
         return self.netfclip(mid.flatten(1))
 
-    def forward_lipfeat(self, lip_windows: torch.Tensor) -> torch.Tensor:
-        """(N, 3, 5, 224, 224) -> (N, 512) conv features."""
-        return self.netcnnlip(lip_windows).flatten(1)
-
     def lip_clip_embeddings(self, clip: torch.Tensor) -> torch.Tensor:
         """Whole clip (1, 3, T, 224, 224) -> (T - 4, 1024): one embedding per 5-frame window starting at t.
 

@@ -184,8 +184,3 @@ def seed_from_id(clip_id: str, base_seed: int = 0) -> int:
 
     digest = hashlib.sha256(f"{base_seed}:{clip_id}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def split_sizes(total: int, chunk: int) -> Sequence[int]:
-    """Chunk sizes for decoding ``total`` frames ``chunk`` at a time (release: decode_chunk_size 10)."""
-    return [min(chunk, total - i) for i in range(0, total, chunk)]
