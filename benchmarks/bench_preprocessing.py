@@ -24,8 +24,8 @@ the MEAD layout with its own ``.m4a``), rendered once per session by the demo bu
   transformers / mediapipe (``client.run``) and have processed one throw-away clip each before the clock
   starts (steady state); ``cold``: start-up included, as a fresh command line run sees it.
 
-Each benchmark stores its ratio to the baseline (or the 1-worker speedup) in ``extra_info``. Goals from
-issue #3: clip / baseline <= 1.5; 1 -> 2 worker speedup >= 1.7.
+Each benchmark stores its ratio to the baseline (or the 1-worker speedup) in ``extra_info``. Goals: clip /
+baseline <= 1.5; 1 -> 2 worker speedup >= 1.7.
 
     pytest benchmarks/bench_preprocessing.py --benchmark-only --benchmark-json=out.json
 """

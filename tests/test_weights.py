@@ -15,6 +15,7 @@ import threading
 import time
 import types
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,6 @@ def test_registry_has_exactly_the_contract_keys_with_complete_metadata() -> None
         assert e.kind in ("file", "folder")
         assert e.sha256 is None or (len(e.sha256) == 64 and int(e.sha256, 16) >= 0)
         assert e.download_url or e.wheel or e.manual, f"{key}: no way to obtain it"
-        assert e.random_builder is None or ":" in e.random_builder
     for key in ("dicetalk-unet", "dicetalk-pose-guider", "dicetalk-audio-linear", "dicetalk-emo-model",
                 "dicetalk-priors"):
         assert "CC BY-NC-SA 4.0" in W.REGISTRY[key].licence
@@ -264,13 +264,13 @@ def test_folder_manifest_hash_matches_an_independent_listing(env: types.SimpleNa
 def test_hash_cache_reuses_unchanged_files_and_rehashes_changed_ones(env: types.SimpleNamespace,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Path] = []
-    real = W.sha256_file
+    real = W.hashing.sha256_file
 
     def counting(path):  # type: ignore[no-untyped-def]
         calls.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(W, "sha256_file", counting)
+    monkeypatch.setattr(W.hashing, "sha256_file", counting)
     path = _write(env.wdir / "big.bin", b"x" * 1000)
     assert W.file_sha256(path) == hashlib.sha256(b"x" * 1000).hexdigest()
     assert W.file_sha256(path) == hashlib.sha256(b"x" * 1000).hexdigest()
@@ -390,25 +390,27 @@ def _tiny_net(seed: int) -> torch.nn.Module:
 
 
 @pytest.fixture
-def builder_module(monkeypatch: pytest.MonkeyPatch) -> str:
-    mod = types.ModuleType("dtb_test_builders")
+def toy_builder() -> Iterator[None]:
+    """A test-only entry "toy" whose random builder writes a tiny BatchNorm net's state dict."""
 
     def write_tiny(target: Path, seed: int) -> None:
         torch.save(_tiny_net(seed).state_dict(), target)
 
-    mod.write_tiny = write_tiny  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "dtb_test_builders", mod)
-    return "dtb_test_builders:write_tiny"
+    with W.registry_override([_entry()]):
+        W.register_random_builder("toy", write_tiny)
+        try:
+            yield
+        finally:
+            W.unregister_random_builder("toy")
 
 
 def test_make_random_then_resolve_and_load_through_the_same_path(env: types.SimpleNamespace,
-                                                                 builder_module: str) -> None:
-    with W.registry_override([_entry(random_builder=builder_module)]):
-        path = W.make_random("toy", env.user / "rand", seed=3)
-        assert path == env.user / "rand" / "toy.pth"
-        r = W.resolve("toy", path, allow_unverified=True)
-        assert not r.calibrated and r.sha256 != GOOD_SHA
-        sd = W.load_state_dict(r)
+                                                                 toy_builder: None) -> None:
+    path = W.make_random("toy", env.user / "rand", seed=3)
+    assert path == env.user / "rand" / "toy.pth"
+    r = W.resolve("toy", path, allow_unverified=True)
+    assert not r.calibrated and r.sha256 != GOOD_SHA
+    sd = W.load_state_dict(r)
     net = _tiny_net(0)
     net.load_state_dict(sd, strict=True)
     ref = _tiny_net(3).eval()
@@ -427,13 +429,20 @@ def test_make_random_priors_writes_the_release_format(env: types.SimpleNamespace
     assert W.folder_sha256(W.make_random("dicetalk-priors", env.user / "again", seed=1)) == r.sha256  # seeded
 
 
-def test_make_random_reports_a_missing_component(env: types.SimpleNamespace) -> None:
-    with W.registry_override([_entry(random_builder="dicetalk_bench.not_written_yet:write_random_weights")]):
-        with pytest.raises(W.WeightsError, match="not installed"):
+def test_make_random_without_a_registered_builder_names_the_way_out(env: types.SimpleNamespace) -> None:
+    with W.registry_override([_entry()]):
+        with pytest.raises(W.WeightsError, match="no random builder registered.*make-random toy"):
             W.make_random("toy", env.user)
-    with W.registry_override([_entry(random_builder=None)]):
-        with pytest.raises(W.WeightsError, match="no random builder"):
-            W.make_random("toy", env.user)
+
+
+def test_register_random_builder_refuses_unknown_keys_and_a_second_builder(toy_builder: None) -> None:
+    def other(target: Path, seed: int) -> None:
+        raise AssertionError("never called")
+
+    with pytest.raises(W.UnknownWeightsKeyError):
+        W.register_random_builder("no-such-key", other)
+    with pytest.raises(W.WeightsError, match="already has the random builder"):
+        W.register_random_builder("toy", other)
 
 
 def test_load_state_dict_safetensors_subkey_and_refusals(env: types.SimpleNamespace) -> None:
@@ -581,16 +590,14 @@ def test_cli_make_random_and_convert_errors(env: types.SimpleNamespace, capsys: 
     assert W.main(["fetch", "dicetalk-unet"]) == 2
 
 
-def test_every_random_builder_exists() -> None:
-    """Each entry's random_builder names a function that is there (an entry whose builder module is missing would
-    fail only when someone asks for random weights)."""
-    import importlib
+def test_the_cli_entry_point_registers_a_builder_for_every_entry_with_one() -> None:
+    """python -m dicetalk_bench.weights imports the owners of every builder; entries left without one are the
+    files no test needs at random (the BlazeFace tflite files and the TorchScript I3D)."""
+    from dicetalk_bench.weights.__main__ import register_random_builders
 
-    for key, e in W.REGISTRY.items():
-        if e.random_builder is None:
-            continue
-        module, func = e.random_builder.split(":")
-        assert callable(getattr(importlib.import_module(module), func, None)), (key, e.random_builder)
+    register_random_builders()
+    without = set(W.REGISTRY) - set(W.random_builder_keys())
+    assert without == {"blazeface-short", "blazeface-full", "i3d-torchscript"}
 
 
 # Builders other components provide (present in the tree): make-random -> resolve -> load, as their users do.
@@ -599,6 +606,9 @@ _REAL_BUILDERS = ("syncnet", "fan-2d", "s3fd", "whisper-tiny", "rife-hdv3")
 
 def test_real_random_builders_round_trip_through_resolve(env: types.SimpleNamespace,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from dicetalk_bench.weights.__main__ import register_random_builders
+
+    register_random_builders()
     made = {}
     for key in _REAL_BUILDERS:
         path = W.make_random(key, env.user, seed=0)

@@ -1,6 +1,6 @@
 """Write the demo HDTF folder: full source videos plus the five upstream annotation files per group.
 
-Layout and formats follow MRzzm/HDTF@bbde889 ``HDTF_dataset/`` (datasets reference §1.2); every column is
+Layout and formats follow MRzzm/HDTF@bbde889 ``HDTF_dataset/``; every column is
 space-separated and every line ends with ``\\n``::
 
     {G}_{name}.mp4                          the source video (H.264 + AAC), as the download scripts name it

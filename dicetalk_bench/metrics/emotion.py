@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from dicetalk_bench.datasets import MEAD_EMOTIONS
+from dicetalk_bench.weights.random_weights import register_random_builder
 
 __all__ = [
     "MEAD_EMOTIONS", "EAT_FAN_LABELS", "EAT_FAN_TO_MEAD", "HSEMOTION_8_LABELS", "HSEMOTION_8_TO_MEAD",
@@ -311,3 +312,5 @@ def load_emotion_fan(path: str | Path | None = None, *, allow_unverified: bool =
     except RuntimeError as exc:
         raise weights.WeightsError(f"{resolved.path}: not an Emotion-FAN resnet18_at checkpoint: {exc}") from exc
     return EmotionFanClassifier(model, device=device), resolved.record()
+
+register_random_builder("emotion-fan", write_random_weights)

@@ -12,7 +12,7 @@ seed, and its whole protocol fits in one JSON file.
 
 Protocol (every item is recorded in the checkpoint's JSON and in each Emo-Acc result):
 
-1. **Input** -- square face crops made by :func:`dicetalk_bench.metrics.scoring_faces.square_face_crops`: side
+1. **Input** -- square face crops made by :func:`dicetalk_bench.preprocessing.crop.square_face_crops`: side
    ``crop_scale`` x the larger side of the face box, centred on the box, resized to ``input_size`` (INTER_AREA).
    Training takes the box from the preprocessed ``faces/{clip_id}.parquet`` (``box_crop``); scoring takes it from the
    BlazeFace track of the scored video (Emo-Acc's own face tracking).
@@ -359,7 +359,7 @@ def _clip_features(processed: Path, row: Mapping[str, Any], protocol: OwnEmotion
     import pyarrow.parquet as pq
 
     from dicetalk_bench import media
-    from dicetalk_bench.metrics.scoring_faces import square_face_crops
+    from dicetalk_bench.preprocessing.crop import square_face_crops
 
     video = media.read_video(processed / row["video"])
     faces_path = processed / row["faces"]
@@ -499,7 +499,7 @@ def train_emotion(processed: str | Path, out: str | Path, config: TrainEmotionCo
         "labels": list(MEAD_EMOTIONS),
         "input": protocol.to_json() | {
             "colour": "RGB", "scale": "uint8 / 255", "resize": "cv2 INTER_AREA",
-            "crop": "scoring_faces.square_face_crops: side crop_scale x larger face-box side, centred on the box",
+            "crop": "preprocessing.crop.square_face_crops: side crop_scale x larger face-box side, centred on the box",
             "frame_sampling": "round(linspace(0, T - 1, K + 2)[1:-1]), K = frames_per_video"},
         "normalisation": {"per_speaker_mean": True,
                           "rule": "x - mean feature of the speaker's sampled frames over all its videos in the set; "

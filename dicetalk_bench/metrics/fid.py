@@ -4,7 +4,7 @@ Protocol (every item is recorded in the result): each video is decoded at its ow
 ``frame_stride``-th frame is kept, optionally centre-cropped to a square (``crop="center"``), and fed as uint8 to
 the FID InceptionV3 (:mod:`.inception`, resize mode ``tf1`` or ``pytorch-fid``). The 2048-d pool3 features of all
 kept frames of all videos are pooled into one Gaussian per set (talking-head papers pool frames over the whole test
-set, metrics.md §2.4); FD via :func:`.frechet.frechet_distance_from_stats` (float64, ddof 1, eigh). KID uses the
+set); FD via :func:`.frechet.frechet_distance_from_stats` (float64, ddof 1, eigh). KID uses the
 same features (:mod:`.kid`).
 
 Small sets: with N <= 2048 frames the covariance is singular and FID is strongly biased, so a set with fewer than

@@ -3,14 +3,14 @@
 FD = ||mu1 - mu2||^2 + tr S1 + tr S2 - 2 tr((S1 S2)^(1/2))   (Dowson & Landau 1982; Heusel et al. 2017).
 
 The trace of the matrix square root is computed through symmetric eigendecompositions in float64 (the TF-GAN
-``trace_sqrt_product`` idea, metrics.md §2.3 variant (b)): with A = S1^(1/2) from ``eigh(S1)``, S1 S2 is similar to
+``trace_sqrt_product`` idea): with A = S1^(1/2) from ``eigh(S1)``, S1 S2 is similar to
 the PSD matrix M = A S2 A, so tr((S1 S2)^(1/2)) = sum_i sqrt(lambda_i(M)). Unlike ``scipy.linalg.sqrtm`` this never
 goes complex, does not change behaviour across scipy versions (scipy#19415, #23278; sqrtm(disp=) removed in 1.18),
 and stays finite on rank-deficient covariances. Eigenvalues below zero (round-off) are clamped to 0, and a final
 distance below zero (round-off, e.g. FD(X, X)) is clamped to 0 with the raw value logged.
 
 Statistics are kept as float64 running sums (sum x, sum x x^T, N), mergeable across shards; the covariance uses
-ddof=1 like pytorch-fid, torch-fidelity and torchmetrics (StyleGAN-V uses ddof=0; metrics.md §2.3).
+ddof=1 like pytorch-fid, torch-fidelity and torchmetrics (StyleGAN-V uses ddof=0).
 """
 
 from __future__ import annotations

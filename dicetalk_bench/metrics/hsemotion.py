@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from dicetalk_bench.metrics.emotion import HSEMOTION_8_LABELS, HSEMOTION_8_TO_MEAD
+from dicetalk_bench.weights.random_weights import register_random_builder
 
 __all__ = ["WEIGHTS_KEY", "INPUT_SIZE", "IMAGENET_MEAN", "IMAGENET_STD", "build_enet_b0_8", "HSEmotionClassifier",
            "load_hsemotion", "write_random_weights"]
@@ -120,3 +121,5 @@ def load_hsemotion(path: str | Path | None = None, *, allow_unverified: bool = F
     except RuntimeError as exc:
         raise weights.WeightsError(f"{resolved.path}: not an HSEmotion enet_b0_8 state dict: {exc}") from exc
     return HSEmotionClassifier(model, device=device), resolved.record()
+
+register_random_builder("hsemotion-enet-b0-8", write_random_weights)

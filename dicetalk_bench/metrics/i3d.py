@@ -1,7 +1,7 @@
 """I3D (Carreira & Zisserman 2017) for FVD, in the parameter layout of ``i3d_pretrained_400.pt``.
 
 Re-written from the architecture facts of piergiaj/pytorch-i3d ``InceptionI3d(400, in_channels=3)`` (the layout
-cd-fvd, DisCo and VideoGPT-style FVD load; metrics.md §3.4): module names, channel counts, "same" padding computed
+cd-fvd, DisCo and VideoGPT-style FVD load): module names, channel counts, "same" padding computed
 from the input size as TF does, Mixed_5c -> AvgPool3d([2, 7, 7], stride 1) -> 1x1x1 logits conv -> squeeze -> mean
 over time = 400 Kinetics logits per clip (the FVD embedding, like TF FVD's ``RGB/inception_i3d/Mean:0``). Reference
 key list: tests/data/i3d_InceptionI3d_400.tsv (344 entries).
@@ -32,6 +32,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dicetalk_bench.weights.random_weights import register_random_builder
 
 logger = logging.getLogger(__name__)
 
@@ -254,3 +256,5 @@ def temporal_output_length(t: int) -> int:
     for _ in range(3):
         t = math.ceil(t / 2)
     return t - 1
+
+register_random_builder("i3d-400", write_random_weights)

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dicetalk_bench.weights.random_weights import register_random_builder
+
 __all__ = ["IResNet", "iresnet100", "ARCFACE_TEMPLATE_112", "umeyama_similarity", "align_face", "align_from_track",
            "ArcFaceEmbedder", "csim", "load_arcface", "write_random_weights", "WEIGHTS_KEY"]
 
@@ -192,3 +194,5 @@ def load_arcface(path: str | Path | None = None, *, allow_unverified: bool = Fal
     except RuntimeError as exc:
         raise weights.WeightsError(f"{resolved.path}: not an arcface_torch iresnet100 state dict: {exc}") from exc
     return ArcFaceEmbedder(model, device=device), resolved.record()
+
+register_random_builder("arcface-r100", write_random_weights)

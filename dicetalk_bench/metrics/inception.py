@@ -1,6 +1,6 @@
 """The FID InceptionV3 (TF inception-2015-12-05 port) as torch-fidelity 0.4.0 builds it, always from a local file.
 
-The network is torch-fidelity's ``FeatureExtractorInceptionV3('inception-v3-compat', ['2048'])`` (metrics.md §2.2),
+The network is torch-fidelity's ``FeatureExtractorInceptionV3('inception-v3-compat', ['2048'])``,
 constructed with ``feature_extractor_weights_path`` set to the file that :func:`dicetalk_bench.weights.resolve`
 found for ``inception-fid`` (hash-checked), so nothing is ever downloaded. Its parameter names equal those of
 ``pt_inception-2015-12-05-6726825d.pth`` (reference list: tests/data/inception_torch_fidelity.tsv).
@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dicetalk_bench.weights.random_weights import register_random_builder
 
 logger = logging.getLogger(__name__)
 
@@ -172,3 +174,5 @@ def extract_features(model: InceptionFeatures, frames: np.ndarray, batch_size: i
         chunk = torch.from_numpy(np.ascontiguousarray(frames[start:start + batch_size])).permute(0, 3, 1, 2)
         out[start:start + len(chunk)] = model(chunk.to(device)).cpu().numpy()
     return out
+
+register_random_builder("inception-fid", write_random_weights)

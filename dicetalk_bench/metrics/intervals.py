@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from dicetalk_bench.metrics.keys import FID, FVD, KID
+
 DEFAULT_LEVEL = 0.95
 MEAN_RESAMPLES = 1000  # per-video metrics: one mean per resample, cheap
 SET_RESAMPLES = 100  # set metrics: one covariance + eigendecomposition per resample
@@ -266,8 +268,6 @@ def set_metric_resampler(result: Any) -> Callable[[list[np.ndarray], np.ndarray]
     FID and FVD: Fréchet distance of the Gaussian fits (ddof 1, as the metrics compute them); KID: the metric's
     own subset estimator with the protocol's subset size, subset count and seed.
     """
-    from dicetalk_bench.metrics.registry import FID, FVD, KID
-
     if not result.features or not result.reference_features:
         return None
     ref = _stack(result.reference_features)

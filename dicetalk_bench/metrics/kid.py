@@ -3,7 +3,7 @@
 k(x, y) = (gamma x.y + coef0)^degree with degree 3, gamma = 1/d, coef0 = 1 (torch-fidelity ``kid_*`` defaults and
 the paper). The estimate is averaged over ``n_subsets`` random subsets of ``subset_size`` samples drawn without
 replacement from each set (torch-fidelity defaults: 100 subsets of 1000). Unbiased, so usable at small N where FID
-is strongly biased (metrics.md §5).
+is strongly biased.
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ from typing import Literal
 
 import numpy as np
 
+from dicetalk_bench.weights.random_weights import register_random_builder
+
 __all__ = ["psnr", "ssim", "frame_psnr", "frame_ssim", "video_psnr", "video_ssim", "LpipsAlex", "load_lpips",
            "write_random_weights", "WEIGHTS_KEY"]
 
@@ -180,3 +182,5 @@ def load_lpips(path: str | Path | None = None, *, allow_unverified: bool = False
     except ValueError as exc:
         raise weights.WeightsError(f"{resolved.path}: {exc}") from exc
     return metric, resolved.record()
+
+register_random_builder("lpips-alex", write_random_weights)

@@ -11,7 +11,7 @@ Every compute function has the signature::
 It may return several results at once (e.g. Sync-C and Sync-D from one SyncNet pass); when two names share one
 compute function, :func:`compute_metrics` calls it once and keeps the results whose key was asked for.
 
-How to add a metric (metrics helper B and later authors) -- either way works:
+How to add a metric -- either way works (see also docs/architecture.md):
 
 1. add a line to ``_BUILTIN`` below, e.g.
    ``MetricSpec(SYNC_C, True, "SyncNet confidence (LSE-C)", "dicetalk_bench.metrics.sync:score_sync")``; or
@@ -36,19 +36,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# ---------------------------------------------------------------------------------------------------------------
-# Metric keys (use these constants, never string literals, in code that produces or reads results)
-# ---------------------------------------------------------------------------------------------------------------
-FID = "fid"
-KID = "kid"
-FVD = "fvd"
-SYNC_C = "sync-c"
-SYNC_D = "sync-d"
-EMO_ACC = "emo-acc"
-CSIM = "csim"
-PSNR = "psnr"
-SSIM = "ssim"
-LPIPS = "lpips"
+# Metric keys, re-exported here (defined in .keys)
+from dicetalk_bench.metrics.keys import CSIM, EMO_ACC, FID, FVD, KID, LPIPS, PSNR, SSIM, SYNC_C, SYNC_D  # noqa: F401
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 _COMPUTE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -240,7 +229,7 @@ _BUILTIN: tuple[MetricSpec, ...] = (
                options=_FID_OPTIONS + _KID_OPTIONS),
     MetricSpec(FVD, False, "Frechet Video Distance (I3D Kinetics-400 logits of 16-frame clips)",
                "dicetalk_bench.metrics.fvd:score_fvd", needs_reference=True, options=_FVD_OPTIONS),
-    # metrics helper B: face metrics (dicetalk_bench/metrics/scoring_faces.py)
+    # face metrics (dicetalk_bench/metrics/scoring_faces.py)
     MetricSpec(SYNC_C, True, "SyncNet confidence (LSE-C): median - min of the mean distance over 31 audio shifts",
                "dicetalk_bench.metrics.scoring_faces:score_sync", weights=("syncnet",), options=_SYNC_OPTIONS,
                face_detector=True),

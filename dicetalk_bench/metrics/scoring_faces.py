@@ -32,6 +32,7 @@ from dicetalk_bench.errors import MISSING_REFERENCE, NO_FACE, NO_LABEL
 from dicetalk_bench.metrics.failures import COUNT_AS_WRONG, EXCLUDE, FailureLog, attempt
 from dicetalk_bench.metrics.registry import CSIM, EMO_ACC, LPIPS, PSNR, SSIM, SYNC_C, SYNC_D, ScoreRequest
 from dicetalk_bench.metrics.result import MetricResult
+from dicetalk_bench.preprocessing.crop import square_face_crops
 
 __all__ = ["score_sync", "score_emo_acc", "score_csim", "score_psnr", "score_ssim", "score_lpips",
            "emotion_from_clip_id", "square_face_crops"]
@@ -103,26 +104,6 @@ def emotion_from_clip_id(clip_id: str) -> str | None:
         elif token in MEAD_EMOTION_CODES:
             found.add(MEAD_EMOTION_CODES[token])
     return found.pop() if len(found) == 1 else None
-
-
-def square_face_crops(frames: np.ndarray, boxes_xyxy: np.ndarray, scale: float = 1.2, size: int = 224) -> np.ndarray:
-    """(T, H, W, 3) frames + (T, 4) boxes -> (T, size, size, 3) square crops of side scale * larger box side
-    centred on the box (outside the frame: 0)."""
-    import cv2
-
-    out = np.zeros((len(frames), size, size, 3), np.uint8)
-    for t, (f, b) in enumerate(zip(frames, np.asarray(boxes_xyxy, np.float64))):
-        side = scale * max(b[2] - b[0], b[3] - b[1])
-        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-        n = max(int(round(side)), 1)
-        canvas = np.zeros((n, n, 3), np.uint8)
-        h, w = f.shape[:2]
-        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + n, w), min(y0 + n, h)
-        if sx1 > sx0 and sy1 > sy0:
-            canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = f[sy0:sy1, sx0:sx1]
-        out[t] = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
-    return out
 
 
 def _read_clip_map(path: str, option: str, what: str) -> dict[str, Any]:

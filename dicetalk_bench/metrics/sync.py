@@ -16,8 +16,9 @@ Modes:
                  (exact: only its first layer spans time), audio windows by unfold, the distance matrix in one step.
     ``original`` parity after a JPEG encode/decode of every frame, as the original's ``ffmpeg ... %06d.jpg`` dump does
                  (libjpeg through OpenCV; ffmpeg's mjpeg encoder differs, so this reproduces the kind of loss only).
-Aggregation over a set (``aggregate_sync``): the longest track per video (most windows), mean over videos, and the
-count of videos without a face (listed as failures of kind ``no-face``, never silently dropped).
+Aggregation over a set (``aggregate_sync``): each video is scored on its one face track (``preprocessing.faces.track``
+keeps one face per video; the original scores every track of a scene-cut video), Sync-C and Sync-D are means over
+videos, and videos without a face are counted (failures of kind ``no-face``, never silently dropped).
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ def score_tracked_video(model: SyncEmbedder, frames_rgb: np.ndarray, audio: np.n
 
 @dataclass(frozen=True)
 class SyncAggregate:
-    """Set-level Sync-C / Sync-D: mean over videos of each video's longest track."""
+    """Set-level Sync-C / Sync-D: mean over videos of each video's track score."""
 
     sync_c: float
     sync_d: float
@@ -263,7 +264,8 @@ class SyncAggregate:
 
 def aggregate_sync(tracks_per_video: Mapping[str, Sequence[SyncScores]], failures: Mapping[str, str] | None = None,
                    failure_kinds: Mapping[str, str] | None = None) -> SyncAggregate:
-    """Longest track per video (most windows; the first on ties), mean over videos.
+    """Mean over videos of each video's track score. The scorer passes one track per video; given several, the one
+    with most windows is kept (the first on ties).
 
     A video with an empty track list is a failure of kind ``no-face``; ``failures`` (clip -> reason) and
     ``failure_kinds`` (clip -> one of ``errors.FAILURE_KINDS``) passed in are kept. ``n_without_face`` counts the

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dicetalk_bench.weights.random_weights import register_random_builder
+
 __all__ = ["SyncNet", "write_random_weights", "load_syncnet", "WEIGHTS_KEY", "LIP_TEMPORAL_SPAN"]
 
 log = logging.getLogger(__name__)
@@ -95,10 +97,6 @@ class SyncNet(nn.Module):
         mid = self.netcnnlip(lip_windows)
         return self.netfclip(mid.flatten(1))
 
-    def forward_lipfeat(self, lip_windows: torch.Tensor) -> torch.Tensor:
-        """(N, 3, 5, 224, 224) -> (N, 512) conv features."""
-        return self.netcnnlip(lip_windows).flatten(1)
-
     def lip_clip_embeddings(self, clip: torch.Tensor) -> torch.Tensor:
         """Whole clip (1, 3, T, 224, 224) -> (T - 4, 1024): one embedding per 5-frame window starting at t.
 
@@ -135,7 +133,7 @@ def _randomise_(model: SyncNet, seed: int) -> None:
 def write_random_weights(target: Path, seed: int) -> None:
     """Write a random ``syncnet_v2.model``-format file (plain state_dict, torch.save) to ``target``.
 
-    Signature required by the weights registry's ``random_builder``.
+    Registered as the random builder of ``syncnet`` (``weights.register_random_builder``).
     """
     from dicetalk_bench.fileutil import atomic_path
 
@@ -166,3 +164,5 @@ def load_syncnet(path: str | Path | None = None, *, allow_unverified: bool = Fal
             f"{resolved.path}: not a syncnet_python S state_dict (syncnet_v2.model layout): {exc}") from exc
     model.eval().to(device)
     return model, resolved.record()
+
+register_random_builder("syncnet", write_random_weights)

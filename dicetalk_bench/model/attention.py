@@ -1,4 +1,4 @@
-"""IP-Adapter-style decoupled cross-attention for every ``attn2`` of the SVD UNet (DICE-Talk §1.5).
+"""IP-Adapter-style decoupled cross-attention for every ``attn2`` of the SVD UNet (DICE-Talk release).
 
 One processor per cross-attention layer computes (Ye et al. 2023, IP-Adapter; DICE-Talk
 ``attention_processor.py`` ``IPAdapterAttnProcessor2_0``)::

@@ -1,4 +1,4 @@
-"""AudioProjModel: per-frame Whisper window -> condition tokens (DICE-Talk / Sonic ``audio_proj.py``, §1.4).
+"""AudioProjModel: per-frame Whisper window -> condition tokens (DICE-Talk / Sonic ``audio_proj.py``).
 
 Paper size: (10 Whisper frames x 5 hidden states x 384) = 19200 -> Linear+ReLU 1024 -> Linear+ReLU 1024 ->
 Linear 32 x 1024 -> LayerNorm(1024): 32 audio tokens of 1024-d per generated frame. The same class, with

@@ -1,4 +1,4 @@
-"""Per-clip emotion Gaussians for generator training, so that training matches sampling (model.md §2a).
+"""Per-clip emotion Gaussians for generator training, so that training matches sampling.
 
 The trained emotion embedder (``python -m dicetalk_bench.train_embedder``) maps a clip to N(mu, diag sigma^2) in
 R^256. The generator is trained on a draw ``z = mu + sigma * eps`` of its clip's Gaussian at every step (the

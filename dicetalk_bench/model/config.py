@@ -1,7 +1,7 @@
 """Frozen configurations of the DICE-Talk network: ``PAPER`` (the official release) and ``TINY`` (CPU tests).
 
-Every constant of ``PAPER`` comes from the official release (toto222/DICE-Talk a8a92b1); the reference note
-``shared/reference/model.md`` §1-2 cites the file for each. ``TINY`` keeps the same structure (same module types,
+Every constant of ``PAPER`` comes from the official release (toto222/DICE-Talk a8a92b1);
+the comment at each value names the release file it comes from. ``TINY`` keeps the same structure (same module types,
 same number of IP branches, same input formats: 10 x 5 x 384 Whisper windows and 256-d emotion priors) with
 a few channels, so a training step runs on one CPU core in well under a second.
 """

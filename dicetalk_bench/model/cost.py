@@ -1,6 +1,6 @@
 """What a training step will cost before it runs: peak memory and FLOPs, traced on fake tensors.
 
-The estimate does not guess from formulas: it runs the real training step (:func:`train_loop.training_losses`,
+The estimate does not guess from formulas: it runs the real training step (:func:`train_step.training_losses`,
 backward, AdamW step, EMA update; two steps, so the optimiser moments exist) inside torch's ``FakeTensorMode``,
 where every tensor has a shape, dtype and storage size but no data, so the paper-size model costs nothing to
 trace. :class:`LiveBytes` (a ``TorchDispatchMode``) adds up the storage of every tensor an operator returns and
@@ -147,7 +147,7 @@ def trace_training(cfg: Any, svd_dir: str | os.PathLike, *, device_type: str = "
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from .config import get_model_config
-    from .train_loop import Run, apply_update, backward_on, param_groups
+    from .train_step import Run, apply_update, backward_on, param_groups
 
     b = max(1, cfg.batch_size // max(1, world))
     model_cfg = get_model_config(cfg.model)

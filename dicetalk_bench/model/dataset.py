@@ -9,7 +9,7 @@ Inputs, all under the preprocessing output folder ``root``:
 - ``audio/<audio_id>.parquet``: per video frame ``whisper`` = (2, 5, 384) float16 Whisper-tiny states
   (50 Hz, embedding output + 4 layers); its schema metadata records the Whisper weights (sha256, calibrated).
 
-A training window (DICE-Talk recipe, model.md §3): ``num_frames`` frames taken every ``frame_stride`` source
+A training window (DICE-Talk recipe, docs/model.md): ``num_frames`` frames taken every ``frame_stride`` source
 frames (25 frames at 12.5 fps), each with the 10 Whisper states from 80 ms before to 120 ms after its start
 (:func:`whisper_windows`, the release's ``audio_prompts[:, 4i:4i+10]`` with 4 + 6 zero padding), the face-box
 mask drawn at the training resolution, a reference frame from the same clip, the emotion prior of its label and

@@ -1,4 +1,4 @@
-"""Emotion bank, emotion tokens and the latent emotion classifier (DICE-Talk §2b-2c, ``emotion_adapter/emo.py``).
+"""Emotion bank, emotion tokens and the latent emotion classifier (DICE-Talk, ``emotion_adapter/emo.py``).
 
 ``EmotionModel`` turns a 256-d emotion prior into ``context_tokens`` tokens for IP branch 1:
 

@@ -1,4 +1,4 @@
-"""Disentangled emotion embedder (the paper's V-mode, not in the release; model.md §2a reconstruction).
+"""Disentangled emotion embedder (the paper's V-mode, not in the release; reconstructed from the paper, arXiv:2504.18087).
 
 A clip's emotion is represented as an identity-agnostic Gaussian N(mu, diag sigma^2) in R^256:
 

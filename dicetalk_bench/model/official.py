@@ -1,7 +1,7 @@
 """Load the official DICE-Talk release files into our modules, and write random files in the same format.
 
-Release files (HF ``EEEELY/DICE-Talk``; model.md §7.1) are plain ``torch.save`` state dicts whose keys equal our
-parameter names (checked against ``shared/reference/official_keys`` in the tests), so no key mapping is needed:
+Release files (HF ``EEEELY/DICE-Talk``) are plain ``torch.save`` state dicts whose keys equal our
+parameter names (checked against the release's key lists in ``tests/data/official_keys_*.tsv``), so no key mapping is needed:
 
 =====================  ======================  ============================================================
 registry key           file                    module
@@ -17,7 +17,7 @@ Loading is strict (every key present, no extra key, equal shapes), with one docu
 inference), so missing ``classifier.*`` keys are allowed there and logged. Files are found and hash-checked by
 :mod:`dicetalk_bench.weights`.
 
-The ``write_random_*`` builders (registry ``random_builder``) write random *tiny*-size files by default (a
+The ``write_random_*`` builders (registered with ``weights.register_random_builder`` below) write random *tiny*-size files by default (a
 paper-size ``unet.pth`` is 6.5 GB); pass ``size="paper"`` for full-size files.
 """
 
@@ -36,7 +36,6 @@ from dicetalk_bench.fileutil import atomic_path
 
 from .config import ModelConfig, get_model_config
 from .network import DiceTalkNetwork, build_audio_proj, build_emotion_model, build_pose_guider
-from .svd import write_random_svd_xt  # noqa: F401  (registry random_builder of 'svd-xt')
 from .unet import build_unet
 
 logger = logging.getLogger(__name__)
@@ -145,3 +144,8 @@ def write_random_audio_linear(target: Path, seed: int, size: str = "tiny") -> No
 def write_random_emo_model(target: Path, seed: int, size: str = "tiny") -> None:
     """Random ``emo_model.pth``."""
     _write_random("dicetalk-emo-model", Path(target), seed, size)
+
+weights.register_random_builder("dicetalk-unet", write_random_unet)
+weights.register_random_builder("dicetalk-pose-guider", write_random_pose_guider)
+weights.register_random_builder("dicetalk-audio-linear", write_random_audio_linear)
+weights.register_random_builder("dicetalk-emo-model", write_random_emo_model)

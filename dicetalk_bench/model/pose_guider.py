@@ -1,4 +1,4 @@
-"""PoseGuider: face-region mask image -> features added to the UNet's ``conv_in`` output (DICE-Talk §1.3).
+"""PoseGuider: face-region mask image -> features added to the UNet's ``conv_in`` output (DICE-Talk release).
 
 Official module: ``src/models/audio_adapter/pose_guider.py`` with ``conditioning_embedding_channels=320,
 block_out_channels=(16, 32, 96, 256)``. Its 3-D "inflated" convolutions apply one 2-D kernel to every frame, so

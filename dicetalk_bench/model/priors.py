@@ -1,6 +1,6 @@
 """DICE-Talk emotion priors (P-mode): read and write the release's ``.npy`` files without trusting pickles.
 
-Release format (toto222/DICE-Talk a8a92b1 ``examples/emo/<emotion>.npy``; model.md §2a): ``np.save`` of a 0-d
+Release format (toto222/DICE-Talk a8a92b1 ``examples/emo/<emotion>.npy``): ``np.save`` of a 0-d
 object array holding the dict ``{'mu': float32 array (1, 256)}``. Loading that with ``np.load(allow_pickle=True)``
 would run whatever the pickle names, so :func:`load_prior` parses the ``.npy`` header itself and unpickles the
 payload with :class:`PriorUnpickler`, which resolves only the three globals such a file contains (numpy's

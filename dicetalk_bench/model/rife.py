@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dicetalk_bench.weights.random_weights import register_random_builder
+
 #: IFBlock width of the HDv3 release network.
 RIFE_CHANNELS = 90
 #: Coarse-to-fine scales of the three blocks at inference scale 1 (the release's default).
@@ -179,3 +181,5 @@ def write_random_rife(target: str | os.PathLike, seed: int) -> None:
     state = {f"module.{k}": v.detach().clone().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(Path(target)) as tmp:
         torch.save(state, tmp)
+
+register_random_builder("rife-hdv3", write_random_rife)

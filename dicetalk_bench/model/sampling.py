@@ -1,4 +1,4 @@
-"""Sampling maths as pure functions over denoiser callables (k-diffusion style; DICE-Talk §4).
+"""Sampling maths as pure functions over denoiser callables (k-diffusion style; DICE-Talk).
 
 - SVD's noise schedule: EDM (Karras et al. 2022) sigmas with v-prediction preconditioning, as diffusers'
   ``EulerDiscreteScheduler`` configured by SVD-xt's ``scheduler_config.json`` (:data:`SVD_SCHEDULER_CONFIG`);
@@ -22,7 +22,7 @@ import torch
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-#: SVD-xt ``scheduler/scheduler_config.json`` (stabilityai/stable-video-diffusion-img2vid-xt; model.md §1.2:
+#: SVD-xt ``scheduler/scheduler_config.json`` (stabilityai/stable-video-diffusion-img2vid-xt:
 #: v-prediction, Karras sigmas, sigma in [0.002, 700], continuous timesteps = 0.25 log sigma).
 SVD_SCHEDULER_CONFIG: dict = {
     "beta_end": 0.012,
@@ -223,8 +223,3 @@ def seed_from_id(clip_id: str, base_seed: int = 0) -> int:
 
     digest = hashlib.sha256(f"{base_seed}:{clip_id}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def split_sizes(total: int, chunk: int) -> Sequence[int]:
-    """Chunk sizes for decoding ``total`` frames ``chunk`` at a time (release: decode_chunk_size 10)."""
-    return [min(chunk, total - i) for i in range(0, total, chunk)]

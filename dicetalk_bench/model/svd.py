@@ -1,6 +1,6 @@
 """Frozen SVD-xt parts used around the DICE-Talk network: VAE, CLIP image encoder, base UNet weights.
 
-The official pipeline (model.md §1.2-1.3) uses the SVD-xt diffusers folder: ``vae/``
+The official pipeline uses the SVD-xt diffusers folder: ``vae/``
 (``AutoencoderKLTemporalDecoder``), ``image_encoder/`` (``CLIPVisionModelWithProjection``, ViT-H/14, 224 px),
 ``unet/`` (the base UNet, overwritten by ``unet.pth``) and ``scheduler/``. :func:`write_random_svd_xt` writes a
 folder with the same layout and tiny random modules (registry key ``svd-xt``), so the loading code is the same
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dicetalk_bench.fileutil import atomic_write_bytes
+from dicetalk_bench.weights.random_weights import register_random_builder
 
 from .config import TINY
 from .sampling import SVD_SCHEDULER_CONFIG
@@ -119,3 +120,5 @@ def write_random_svd_xt(target: Path, seed: int) -> None:
              "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
              "scheduler": ["diffusers", "EulerDiscreteScheduler"]}
     atomic_write_bytes(target / "model_index.json", json.dumps(index, indent=2).encode())
+
+register_random_builder("svd-xt", write_random_svd_xt)

@@ -1,4 +1,4 @@
-"""The DICE-Talk UNet: diffusers' SVD ``UNetSpatioTemporalConditionModel`` plus the release's three changes (§1.1).
+"""The DICE-Talk UNet: diffusers' SVD ``UNetSpatioTemporalConditionModel`` plus the release's three changes.
 
 1. ``spatial_condition`` (the PoseGuider output) is added to the ``conv_in`` features;
 2. every ``attn2`` gets a :class:`~.attention.DecoupledCrossAttnProcessor` with an audio and an emotion branch,

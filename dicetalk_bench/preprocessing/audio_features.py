@@ -1,6 +1,6 @@
 """Audio features at 16 kHz mono: Whisper-style 80-bin log-mel and Whisper-tiny encoder states per video frame.
 
-Conventions (Sonic / DICE-Talk, datasets reference §1.3): 25 fps video, 16 kHz audio, so one video frame is 640
+Conventions (Sonic / DICE-Talk): 25 fps video, 16 kHz audio, so one video frame is 640
 samples and ``n_frames = n_samples // 640``. The log-mel uses a 10 ms hop (4 mel frames per video frame); the
 Whisper encoder runs on 30 s windows and gives 50 Hz states (2 per video frame), all 5 hidden states (embedding
 output + 4 layers) of 384 values, stored float16 as ``[2, 5, 384]`` per frame.
@@ -175,8 +175,8 @@ def write_ipc(tables: Mapping[str, pa.Table], target: Path, metadata: Mapping[st
 
     ``metadata`` (JSON-able, e.g. the Whisper record) goes under the schema key ``dicetalk_bench``.
 
-    Read with :func:`read_ipc_clip` through a memory map: a random clip read costs microseconds and no copy
-    (datasets reference §6), unlike a filtered Parquet read (~100 ms).
+    Read with :func:`read_ipc_clip` through a memory map: a random clip read costs microseconds and no copy,
+    unlike a filtered Parquet read (~100 ms).
     """
     from dicetalk_bench.fileutil import atomic_path
 

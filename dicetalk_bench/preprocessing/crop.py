@@ -1,4 +1,5 @@
-"""Crop geometry (pure functions): square crop around a face box, optional eye-line roll, source <-> crop maps.
+"""Crop geometry (pure functions): square crop around a face box, optional eye-line roll, source <-> crop maps,
+and the plain square face crops the emotion classifiers read (:func:`square_face_crops`).
 
 The crop is a similarity transform from source pixels ``p`` to crop pixels ``q``::
 
@@ -112,3 +113,23 @@ def warp(frame: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
 
     return cv2.warpAffine(frame, np.asarray(m, dtype=np.float64), (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def square_face_crops(frames: np.ndarray, boxes_xyxy: np.ndarray, scale: float = 1.2, size: int = 224) -> np.ndarray:
+    """(T, H, W, 3) frames + (T, 4) boxes -> (T, size, size, 3) square crops of side scale * larger box side
+    centred on the box (outside the frame: 0)."""
+    import cv2
+
+    out = np.zeros((len(frames), size, size, 3), np.uint8)
+    for t, (f, b) in enumerate(zip(frames, np.asarray(boxes_xyxy, np.float64))):
+        side = scale * max(b[2] - b[0], b[3] - b[1])
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+        n = max(int(round(side)), 1)
+        canvas = np.zeros((n, n, 3), np.uint8)
+        h, w = f.shape[:2]
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + n, w), min(y0 + n, h)
+        if sx1 > sx0 and sy1 > sy0:
+            canvas[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = f[sy0:sy1, sx0:sx1]
+        out[t] = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+    return out

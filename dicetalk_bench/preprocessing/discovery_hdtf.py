@@ -1,7 +1,6 @@
 """List HDTF source videos plus the upstream annotation files into clips (MRzzm/HDTF@bbde889 HDTF_dataset/).
 
-Per source group ``G`` in RD / WDA / WRA the upstream repository ships five space-separated text files
-(datasets reference §1.2)::
+Per source group ``G`` in RD / WDA / WRA the upstream repository ships five space-separated text files::
 
     G_video_url.txt      name url                       (WDA's starts with a UTF-8 BOM)
     G_resolution.txt     name.mp4 height

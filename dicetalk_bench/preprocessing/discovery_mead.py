@@ -1,6 +1,6 @@
 """List a raw MEAD tree into clips, by file names only (nothing is decoded here).
 
-Layout (datasets reference §1.1; several public MEAD loaders glob these paths)::
+Layout (several public MEAD loaders glob these paths)::
 
     {root}/{ACTOR}/video/{view}/{emotion}/level_{n}/{NNN}.mp4
     {root}/{ACTOR}/audio/{emotion}/level_{n}/{NNN}.m4a     # no view: one audio per utterance, shared by 7 views
@@ -24,7 +24,7 @@ from .manifest import ClipSource, Discovery, DiscoveryError, UnexpectedFile
 
 log = logging.getLogger(__name__)
 
-#: The 7 MEAD camera views (datasets reference §1.1).
+#: The 7 MEAD camera views.
 VIEWS: tuple[str, ...] = MEAD_VIEWS
 #: The 8 MEAD emotions; same names as the DICE-Talk emotion priors (toto222/DICE-Talk@a8a92b1 examples/emo).
 EMOTIONS: tuple[str, ...] = MEAD_EMOTIONS

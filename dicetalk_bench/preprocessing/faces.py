@@ -1,11 +1,11 @@
 """Face tracks: BlazeFace detection every k-th frame, IoU tracking, interpolation, temporal smoothing.
 
-Public API (contracts.md): :func:`track` -> :class:`FaceTrack`, used by the preprocessing pipeline and by the
+Public API: :func:`track` -> :class:`FaceTrack`, used by the preprocessing pipeline and by the
 metrics on generated videos.
 
 Method
 1. Detect with the mediapipe Tasks ``FaceDetector`` (BlazeFace; the short-range model for close-ups, the
-   full-range sparse model for large frames, where short-range misses faces; datasets reference §2) on frames
+   full-range sparse model for large frames, where short-range misses faces) on frames
    ``0, k, 2k, ...`` and the last frame.
 2. Link detections into tracks greedily by IoU (>= ``iou_threshold``) with each live track's last box; a track
    stays live for ``max_gap_s`` without a match.

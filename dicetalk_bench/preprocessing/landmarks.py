@@ -4,7 +4,7 @@ face-alignment 1.5.0 only reads FAN weights from the torch.hub cache
 (``$TORCH_HOME/hub/checkpoints/2DFAN4-11f355bf06.pth.tar``) and downloads when absent; we therefore
 point TORCH_HOME at a folder of hash-checked files (:func:`dicetalk_bench.weights.use_torch_home`), pass the
 face boxes we already have (so S3FD is never run), and construct with ``compile=False`` (``torch.compile``
-costs ~3 min on a 2-core CPU; datasets reference §3).
+costs ~3 min on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dicetalk_bench.weights.random_weights import register_random_builder
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +107,6 @@ class FanLandmarker:
     @property
     def calibrated(self) -> bool:
         return all(r["calibrated"] for r in self.records)
+
+register_random_builder("fan-2d", write_random_fan)
+register_random_builder("s3fd", write_random_s3fd)

@@ -1,7 +1,7 @@
 """Per-clip preprocessing tasks and their orchestration (serial or Dask).
 
 Two kinds of task, one per unit of work, both plain functions of picklable arguments in this importable
-module (a function defined in ``__main__`` breaks Dask tokenisation; datasets reference §5):
+module (a function defined in ``__main__`` breaks Dask tokenisation):
 
 - :func:`run_video_task`: one output clip -> ``videos/{clip_id}.mp4`` (square face crop, ``size`` px, 25 fps
   H.264, 16 kHz AAC) and ``faces/{clip_id}.parquet`` (one row per output frame);

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dicetalk_bench.weights.random_weights import register_random_builder
+
 log = logging.getLogger(__name__)
 
-#: openai/whisper-tiny shape (datasets reference §7; Whisper paper table 1: tiny = 4 layers, width 384, 6 heads).
+#: openai/whisper-tiny shape (Whisper paper table 1: tiny = 4 layers, width 384, 6 heads).
 WHISPER_TINY_SHAPE: dict[str, Any] = dict(
     vocab_size=51865, num_mel_bins=80, d_model=384, encoder_layers=4, decoder_layers=4,
     encoder_attention_heads=6, decoder_attention_heads=6, encoder_ffn_dim=1536, decoder_ffn_dim=1536,
@@ -215,3 +217,5 @@ def load_whisper(spec: str | None, *, allow_unverified: bool = False) -> Whisper
 def whisper_record(spec: str | None, *, allow_unverified: bool = False) -> dict[str, Any]:
     """What :func:`load_whisper` would record for ``spec``, without building the encoder (hash only)."""
     return _resolve(spec, allow_unverified)[1]
+
+register_random_builder("whisper-tiny", write_random_whisper_tiny)

@@ -1,4 +1,4 @@
-"""The provenance record stored with every evaluation results file (style.md §5 lesson 7; lm-eval's record).
+"""The provenance record stored with every evaluation results file (after lm-evaluation-harness's record).
 
 It answers "where does this row come from": toolkit version and git commit, package versions, seed, the command
 line, the date, the hash of the resolved evaluation config, the checkpoint hash (when the videos were generated

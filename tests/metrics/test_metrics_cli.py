@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dicetalk_bench import media, weights
+from dicetalk_bench.metrics import i3d, inception  # noqa: F401  (they register their random-weights builders)
 from dicetalk_bench.metrics.__main__ import main
 from dicetalk_bench.metrics.frechet import FeatureStats, frechet_distance_from_stats
 from dicetalk_bench.metrics.intervals import METHOD_SET

@@ -28,7 +28,7 @@ def test_diagonal_closed_form_d2048():
 
 @pytest.mark.parametrize("seed", range(5))
 def test_non_commuting_2x2_closed_form(seed):
-    # for M = S1 S2 (2x2, positive eigenvalues): tr sqrt(M) = sqrt(tr M + 2 sqrt(det M))  (metrics.md §6.3 test 2)
+    # for M = S1 S2 (2x2, positive eigenvalues): tr sqrt(M) = sqrt(tr M + 2 sqrt(det M)) 
     rng = np.random.default_rng(seed)
     s1, s2 = _random_spd(rng, 2), _random_spd(rng, 2)
     assert not np.allclose(s1 @ s2, s2 @ s1)

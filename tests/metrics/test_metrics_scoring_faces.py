@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dicetalk_bench import media, weights
+from dicetalk_bench.metrics import emotion, identity, pixel, syncnet  # noqa: F401  (random-weights builders)
 from dicetalk_bench.metrics.registry import ScoreRequest, compute_metrics
 from dicetalk_bench.metrics.result import load_results, save_results
 from dicetalk_bench.metrics.scoring_faces import emotion_from_clip_id, square_face_crops

@@ -9,6 +9,7 @@ import pytest
 
 from dicetalk_bench import media, weights
 from dicetalk_bench.metrics import sync as sync_mod
+from dicetalk_bench.metrics import syncnet  # noqa: F401  (registers its random-weights builder)
 from dicetalk_bench.metrics.__main__ import main
 from dicetalk_bench.metrics.registry import MetricOptionError, ScoreRequest, check_options, compute_metrics
 from dicetalk_bench.metrics.result import load_results

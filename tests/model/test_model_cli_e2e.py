@@ -1,4 +1,4 @@
-"""Issue 5's "done when": demo data -> preprocess -> embedder -> generator -> sample, every stage from its CLI,
+"""The whole chain: demo data -> preprocess -> embedder -> generator -> sample, every stage from its CLI,
 at tiny size on the CPU, each stage reading the previous stage's files."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The training memory estimate (model/cost.py): the live-bytes tracker on closed forms, the estimate against the
-OS-measured peak of real runs (issue: within +-25 % on the tiny and a small configuration), and the refusal."""
+OS-measured peak of real runs (within +-25 % on the tiny and a small configuration), and the refusal."""
 
 from __future__ import annotations
 

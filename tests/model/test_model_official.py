@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dicetalk_bench import weights
-from dicetalk_bench.model import official
+from dicetalk_bench.model import official, svd  # noqa: F401  (svd registers the svd-xt random builder)
 from dicetalk_bench.model.config import TINY
 from dicetalk_bench.model.network import DiceTalkNetwork
 from dicetalk_bench.model.priors import (PRIOR_EMOTIONS, PriorFormatError, load_prior, load_prior_dict,

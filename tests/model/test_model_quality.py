@@ -1,4 +1,4 @@
-"""What a trained tiny model must show (issue 5): its samples beat an untrained model's PSNR against the ground
+"""What a trained tiny model must show: its samples beat an untrained model's PSNR against the ground
 truth, and swapping the audio changes the mouth more than the background.
 
 Data: the synthetic clip of conftest.write_preprocessed (64 px, a face disc whose mouth opens with the audio

@@ -448,6 +448,7 @@ def test_ceiling_and_baseline_rows_are_typed_and_never_marked(tmp_path):
 
 def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path, caplog, capsys):
     from dicetalk_bench import weights
+    from dicetalk_bench.metrics import inception as _  # noqa: F401  (registers its random-weights builder)
 
     inception = weights.make_random("inception-fid", tmp_path / "w", seed=0)
     proc = _processed(tmp_path / "p")
