@@ -24,14 +24,16 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ground: config and shared facts", (
         PACKAGE, f"{PACKAGE}.config", f"{PACKAGE}.datasets", f"{PACKAGE}.errors", f"{PACKAGE}.fileutil",
-        f"{PACKAGE}.allocator", f"{PACKAGE}.extras", f"{PACKAGE}.cli_args", f"{PACKAGE}.cli_errors")),
+        f"{PACKAGE}.allocator", f"{PACKAGE}.extras", f"{PACKAGE}.cli_args", f"{PACKAGE}.cli_errors",
+        f"{PACKAGE}.quiet", f"{PACKAGE}.summary_table")),
     ("weights and media", (f"{PACKAGE}.weights", f"{PACKAGE}.media")),
     ("preprocessing", (f"{PACKAGE}.preprocessing",)),
     ("metrics, model and baselines", (f"{PACKAGE}.metrics", f"{PACKAGE}.model", f"{PACKAGE}.baselines")),
     ("reports", (f"{PACKAGE}.reports",)),
     ("command lines and tools", (
         f"{PACKAGE}.evaluate", f"{PACKAGE}.sample", f"{PACKAGE}.train", f"{PACKAGE}.train_embedder",
-        f"{PACKAGE}.preprocess", f"{PACKAGE}.convert_release", f"{PACKAGE}.demo_data",
+        f"{PACKAGE}.preprocess", f"{PACKAGE}.convert_release", f"{PACKAGE}.demo_data", f"{PACKAGE}.demo",
+        f"{PACKAGE}.demo_chain",
         f"{PACKAGE}.weights.__main__", f"{PACKAGE}.metrics.__main__")),
 )
 

@@ -44,6 +44,19 @@ def parse_group_order(text: str) -> tuple[str, ...]:
     return names + tuple(n for n in DEFAULT_GROUP_ORDER if n not in names)
 
 
+def fmt(value: float | None) -> str:
+    """A score for display: 4 significant digits, plain notation for 1e-4 <= |v| < 1e5; inf, -inf and NaN as
+    such; None as a dash."""
+    if value is None:
+        return "\u2013"
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    a = abs(value)
+    if a == 0 or 1e-4 <= a < 1e5:
+        return f"{value:.4g}" if a < 1e4 else f"{value:.0f}"
+    return f"{value:.3e}"
+
+
 @dataclasses.dataclass(frozen=True)
 class PageLayout:
     """Column group order (names of :data:`METRIC_GROUPS`; missing ones follow in default order) and decimals."""
@@ -92,8 +105,6 @@ class PageLayout:
 
     def format(self, key: str, value: float | None) -> str:
         """A value of metric ``key`` for display: its decimals; inf, -inf and NaN as such; None as a dash."""
-        from dicetalk_bench.reports.render import fmt
-
         d = self.decimals.get(key)
         if d is None or value is None or not math.isfinite(value):
             return fmt(value)

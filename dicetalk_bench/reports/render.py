@@ -23,7 +23,7 @@ from dicetalk_bench.fileutil import atomic_write_bytes
 from dicetalk_bench.metrics.result import json_types
 from dicetalk_bench.reports.comparability import points
 from dicetalk_bench.reports.clip_strip import StripConfig
-from dicetalk_bench.reports.layout import PageLayout
+from dicetalk_bench.reports.layout import PageLayout, fmt
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, Cell, Table
 
 LEADERBOARD_SCHEMA = "dicetalk_bench.leaderboard"
@@ -43,19 +43,6 @@ LICENCE_NOTE = ("DICE-Talk and Sonic model weights are licensed CC BY-NC-SA 4.0 
 def esc(text: Any) -> str:
     """HTML-escape any value's str() (``& < > " '``)."""
     return html.escape(str(text), quote=True)
-
-
-def fmt(value: float | None) -> str:
-    """A score for display: 4 significant digits, plain notation for 1e-4 <= |v| < 1e5; inf, -inf and NaN as
-    such; None as a dash."""
-    if value is None:
-        return "\u2013"
-    if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    a = abs(value)
-    if a == 0 or 1e-4 <= a < 1e5:
-        return f"{value:.4g}" if a < 1e4 else f"{value:.0f}"
-    return f"{value:.3e}"
 
 
 def half_width(cell: Cell, f: Callable[[float | None], str] = fmt) -> float | None:
