@@ -1,5 +1,7 @@
 """``python -m dicetalk_bench.demo`` end to end at its smallest preset: every stage runs, the leaderboard page has
-the method, ceiling, baseline and published rows and the random-weights banner, and a rerun reuses every stage."""
+the method, ceiling, baseline and published rows and the random-weights banner, passes the browser checks (headless
+Chromium: no console error, every file it names inside the site, sample clips that open and decode), and a rerun
+reuses every stage."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser_pages import chromium_browser, open_page, unresolved_references
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +100,51 @@ def test_other_settings_in_the_same_folder_are_a_setup_error(demo_run, capsys, m
     assert demo.main(["--out", str(out), "--size", "smoke"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "another --out folder" in err[0]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from chromium_browser()
+
+
+# Resolves, per video, to [readyState, width, height] once its metadata is read, or ["error", code, 0].
+_LOAD_VIDEOS_JS = """vs => Promise.all(vs.map(v => new Promise(done => {
+    v.onloadedmetadata = () => done([v.readyState, v.videoWidth, v.videoHeight]);
+    v.onerror = () => done(['error', v.error ? v.error.code : null, 0]);
+    v.preload = 'metadata'; v.load();
+})))"""
+
+
+def test_the_demo_page_passes_the_browser_checks(demo_run, browser):
+    out, code, _ = demo_run
+    assert code == 0
+    site = out / "eval" / "leaderboard"
+    opened = open_page(browser, (site / "index.html").as_uri())
+    try:
+        page = opened.page
+        page.wait_for_load_state("networkidle")
+        from dicetalk_bench.demo_chain import BASELINES
+
+        kinds = page.locator("table.board tbody tr").evaluate_all("rs => rs.map(r => r.dataset.rowKind)")
+        assert sorted(kinds) == sorted(["method", "ceiling"] + ["baseline"] * len(BASELINES))
+        assert page.locator("p.banner").is_visible()
+        assert unresolved_references(page, site) == []
+        # sample clips: a strip per row; every still decodes once scrolled into view
+        strips = page.locator(".strip")
+        assert strips.count() == len(kinds)
+        stills = page.locator(".strip details.clip summary img")
+        assert stills.count() >= len(kinds)
+        for i in range(stills.count()):
+            stills.nth(i).scroll_into_view_if_needed()
+        page.wait_for_load_state("networkidle")
+        assert stills.evaluate_all("is => is.every(i => i.complete && i.naturalWidth > 0)")
+        # a click on the method's first still opens its generated video beside the ground truth; both decode
+        clip = page.locator('.strip[data-row-kind="method"] details.clip').first
+        clip.locator("summary").click()
+        videos = clip.locator("video")
+        assert videos.count() == 2 and videos.first.is_visible() and videos.nth(1).is_visible()
+        loaded = videos.evaluate_all(_LOAD_VIDEOS_JS)
+        assert all(state != "error" and state >= 1 and w > 0 and h > 0 for state, w, h in loaded), loaded
+        assert opened.errors == [] and opened.dialogs == []
+    finally:
+        opened.page.context.close()

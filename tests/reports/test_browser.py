@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import struct
 from collections import Counter
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pytest
-from optional_resources import REPO, require_executable, require_module
+from browser_pages import REFERENCES_JS, chromium_browser, compact_png, open_page, png_size, unresolved_references
+from optional_resources import REPO
 from reports_helpers import metric, results_writer
 
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, build_tables
@@ -114,47 +113,12 @@ def site(tmp_path_factory) -> Site:
 
 @pytest.fixture(scope="module")
 def browser():
-    require_module("playwright", "pip install playwright, part of the dev extra; no browser download is needed")
-    chromium = require_executable("chromium", "apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # Chromium's sandbox refuses root
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=args)
-        yield browser
-        browser.close()
-
-
-@dataclasses.dataclass
-class Opened:
-    """A page opened in a fresh browser context, with what went wrong while it was open."""
-
-    page: object
-    errors: list[str]  # console errors, uncaught exceptions, failed requests
-    dialogs: list[str]  # alert/confirm/prompt messages (dismissed)
-
-
-def _open(browser, url: str, width: int = 1280, height: int = 900) -> Opened:
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    opened = Opened(page=page, errors=[], dialogs=[])
-    page.on("console", lambda msg: opened.errors.append(f"console {msg.type}: {msg.text}")
-            if msg.type in ("error", "assert") else None)
-    page.on("pageerror", lambda exc: opened.errors.append(f"uncaught: {exc}"))
-    page.on("requestfailed", lambda req: opened.errors.append(f"request failed: {req.url} {req.failure}"))
-
-    def on_dialog(dialog) -> None:
-        opened.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    page.goto(url, wait_until="load")
-    return opened
+    yield from chromium_browser()
 
 
 @pytest.fixture
 def opened(browser, site):
-    o = _open(browser, site.index.as_uri())
+    o = open_page(browser, site.index.as_uri())
     yield o
     o.page.context.close()
 
@@ -192,7 +156,7 @@ def test_an_error_on_the_page_would_be_caught(browser, tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text('<!DOCTYPE html><html><head><script>undefined_fn();</script></head><body>'
                    '<img src="missing.png"></body></html>')
-    o = _open(browser, bad.as_uri())
+    o = open_page(browser, bad.as_uri())
     try:
         assert any("undefined_fn" in e for e in o.errors) and any("missing.png" in e for e in o.errors)
     finally:
@@ -308,44 +272,8 @@ def test_confusion_matrix_has_64_cells_summing_to_the_emotion_counts(opened, sit
 
 
 # ------------------------------------------------------------------------------------------------------- local files
-_REFERENCES_JS = """() => {
-    const out = [];
-    for (const el of document.querySelectorAll('[src], [poster], [href], [srcset]')) {
-        for (const attr of ['src', 'poster', 'href']) {
-            const v = el.getAttribute(attr);
-            if (v !== null) out.push([el.tagName.toLowerCase(), attr, v, new URL(v, document.baseURI).href]);
-        }
-        const set = el.getAttribute('srcset');
-        if (set !== null) for (const part of set.split(',')) {
-            const v = part.trim().split(/\\s+/)[0];
-            if (v) out.push([el.tagName.toLowerCase(), 'srcset', v, new URL(v, document.baseURI).href]);
-        }
-    }
-    return out;
-}"""
-
-
-def unresolved_references(page, folder: Path) -> list[str]:
-    """Every src/poster/srcset/href of the page (in-page #anchors aside) that is not a file inside ``folder``."""
-    root = folder.resolve()
-    bad = []
-    for tag, attr, value, url in page.evaluate(_REFERENCES_JS):
-        parsed = urlparse(url)
-        if attr == "href" and value.startswith("#"):
-            continue
-        if parsed.scheme != "file":
-            bad.append(f"<{tag} {attr}={value!r}>: not a local file ({parsed.scheme}:)")
-            continue
-        path = Path(unquote(parsed.path)).resolve()
-        if not path.is_relative_to(root):
-            bad.append(f"<{tag} {attr}={value!r}>: outside the site folder ({path})")
-        elif not path.is_file():
-            bad.append(f"<{tag} {attr}={value!r}>: no such file ({path})")
-    return bad
-
-
 def test_every_src_and_link_is_a_file_inside_the_site(opened, site):
-    refs = opened.page.evaluate(_REFERENCES_JS)
+    refs = opened.page.evaluate(REFERENCES_JS)
     assert sum(1 for _, attr, v, _ in refs if attr == "href" and v.startswith("raw/")) == 8  # one per results file
     assert unresolved_references(opened.page, site.folder) == []
 
@@ -359,7 +287,7 @@ def test_reference_check_catches_missing_outside_and_remote_files(browser, tmp_p
     page_file.write_text('<!DOCTYPE html><html><body><video src="media/clip.mp4" poster="../outside.png"></video>'
                          '<img src="media/none.png"><img srcset="media/clip.mp4 1x, https://example.org/a.png 2x">'
                          '<a href="#top">top</a><a href="media/clip.mp4">ok</a></body></html>')
-    o = _open(browser, page_file.as_uri())
+    o = open_page(browser, page_file.as_uri())
     try:
         bad = unresolved_references(o.page, folder)
     finally:
@@ -371,22 +299,6 @@ def test_reference_check_catches_missing_outside_and_remote_files(browser, tmp_p
 
 
 # ------------------------------------------------------------------------------------------------------- screenshots
-def _png_size(path: Path) -> tuple[int, int]:
-    head = path.read_bytes()[:24]
-    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    return struct.unpack(">II", head[16:24])
-
-
-def compact_png(path: Path) -> None:
-    """Rewrite a screenshot as a 256-colour palette PNG (flat page colours and anti-aliased text survive; about a
-    third of the RGB file's size), so the committed images stay small."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
-    small.save(path, optimize=True)
-
-
 def screenshot_folder(tmp_path: Path) -> Path:
     """``docs/images`` when ``DICETALK_BENCH_WRITE_SCREENSHOTS=1``, else the test's temporary folder."""
     return REPO / "docs" / "images" if os.environ.get(WRITE_SCREENSHOTS_ENV) == "1" else tmp_path
@@ -396,7 +308,7 @@ def test_full_page_screenshots_at_laptop_and_phone_width(browser, site, tmp_path
     out = screenshot_folder(tmp_path)
     out.mkdir(parents=True, exist_ok=True)
     for name, width in SCREEN_WIDTHS.items():
-        o = _open(browser, site.index.as_uri(), width=width, height=800)
+        o = open_page(browser, site.index.as_uri(), width=width, height=800)
         try:
             o.page.wait_for_load_state("networkidle")
             o.page.locator('details.perrow[data-method="DICE-Talk"] summary').first.click()  # show one breakdown
@@ -406,6 +318,6 @@ def test_full_page_screenshots_at_laptop_and_phone_width(browser, site, tmp_path
         finally:
             o.page.context.close()
         compact_png(path)
-        w, h = _png_size(path)
+        w, h = png_size(path)
         assert w >= width and h > 800, (name, w, h)  # the whole page, taller than one screen
         assert path.stat().st_size < 300_000, f"{path}: {path.stat().st_size} bytes; keep screenshots under 300 KB"
