@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from optional_resources import require_executable, require_module
+from optional_resources import REPO, require_executable, require_module
+
+WRITE_SCREENSHOTS_ENV = "DICETALK_BENCH_WRITE_SCREENSHOTS"
 
 
 def chromium_browser() -> Iterator[object]:
@@ -111,3 +113,8 @@ def compact_png(path: Path) -> None:
     with Image.open(path) as image:
         small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
     small.save(path, optimize=True)
+
+
+def screenshot_folder(tmp_path: Path) -> Path:
+    """``docs/images`` when ``DICETALK_BENCH_WRITE_SCREENSHOTS=1``, else the test's temporary folder."""
+    return REPO / "docs" / "images" if os.environ.get(WRITE_SCREENSHOTS_ENV) == "1" else tmp_path

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser_pages import chromium_browser, open_page, unresolved_references
+from browser_pages import chromium_browser, compact_png, open_page, png_size, screenshot_folder, unresolved_references
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +148,33 @@ def test_the_demo_page_passes_the_browser_checks(demo_run, browser):
         assert opened.errors == [] and opened.dialogs == []
     finally:
         opened.page.context.close()
+
+
+def test_screenshots_of_the_demo_page(demo_run, browser, tmp_path):
+    """Full-page screenshots of the demo's leaderboard, the DICE-Talk row's breakdown and one sample clip folded
+    out (written to docs/images with DICETALK_BENCH_WRITE_SCREENSHOTS=1)."""
+    out, code, _ = demo_run
+    assert code == 0
+    from dicetalk_bench.demo_chain import METHOD
+
+    folder = screenshot_folder(tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, width in (("laptop", 1280), ("phone", 390)):
+        opened = open_page(browser, (out / "eval" / "leaderboard" / "index.html").as_uri(), width=width, height=800)
+        try:
+            page = opened.page
+            page.wait_for_load_state("networkidle")
+            page.locator(f'details.perrow[data-method="{METHOD}"] summary').first.click()
+            page.locator('.strip[data-row-kind="method"] details.clip summary').first.click()
+            for still in page.locator(".strip img").all():
+                still.scroll_into_view_if_needed()
+            page.wait_for_load_state("networkidle")
+            path = folder / f"demo-leaderboard-{name}.png"
+            page.screenshot(path=str(path), full_page=True, animations="disabled")
+            assert opened.errors == []
+        finally:
+            opened.page.context.close()
+        compact_png(path)
+        w, h = png_size(path)
+        assert w >= width and h > 800, (name, w, h)
+        assert path.stat().st_size < 400_000, f"{path}: {path.stat().st_size} bytes; keep screenshots under 400 KB"

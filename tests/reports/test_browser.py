@@ -15,14 +15,13 @@ width 390 px, one row's breakdown folded out) to ``docs/images/`` instead of pyt
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_pages import REFERENCES_JS, chromium_browser, compact_png, open_page, png_size, unresolved_references
-from optional_resources import REPO
+from browser_pages import (REFERENCES_JS, chromium_browser, compact_png, open_page, png_size, screenshot_folder,
+                           unresolved_references)
 from reports_helpers import metric, results_writer
 
 from dicetalk_bench.reports.leaderboard import BootstrapConfig, build_tables
@@ -33,7 +32,6 @@ from dicetalk_bench.reports.runs import find_runs
 EVIL = "<script>alert(1)</script>"
 EMOTIONS = ["angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised"]
 BOOT = BootstrapConfig(resamples=200, set_resamples=0)
-WRITE_SCREENSHOTS_ENV = "DICETALK_BENCH_WRITE_SCREENSHOTS"
 SCREEN_WIDTHS = {"laptop": 1280, "phone": 390}
 DIRECTIONS = {"fid": False, "sync-c": True, "psnr": True, "csim": True, "emo-acc": True, "ssim": True}
 # (method, row kind) -> the table's values; None: the row has no result for that metric
@@ -299,11 +297,6 @@ def test_reference_check_catches_missing_outside_and_remote_files(browser, tmp_p
 
 
 # ------------------------------------------------------------------------------------------------------- screenshots
-def screenshot_folder(tmp_path: Path) -> Path:
-    """``docs/images`` when ``DICETALK_BENCH_WRITE_SCREENSHOTS=1``, else the test's temporary folder."""
-    return REPO / "docs" / "images" if os.environ.get(WRITE_SCREENSHOTS_ENV) == "1" else tmp_path
-
-
 def test_full_page_screenshots_at_laptop_and_phone_width(browser, site, tmp_path):
     out = screenshot_folder(tmp_path)
     out.mkdir(parents=True, exist_ok=True)
