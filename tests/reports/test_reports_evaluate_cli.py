@@ -473,13 +473,6 @@ def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path, caplog, capsy
     assert run.results["fid"].n_videos == len(ceiling["half_a"])
 
 
-def test_split_halves_is_seeded_disjoint_and_complete():
-    ids = [f"c{i}" for i in range(9)]
-    a, b = evaluate.split_halves(ids, 4)
-    assert (a, b) == evaluate.split_halves(list(reversed(ids)), 4) and len(a) == 5 and len(b) == 4
-    assert sorted(a + b) == sorted(ids) and evaluate.split_halves(ids, 5) != (a, b)
-
-
 def test_published_rows_are_shown_greyed_with_their_citation_and_never_marked(clips, tmp_path, capsys):
     out = tmp_path / "out"
     assert _score(clips, out, "close", "close") == 0 and _score(clips, out, "far", "far") == 0
@@ -522,10 +515,18 @@ def test_generated_clips_of_the_old_doubled_layout_are_read_and_reused(tmp_path,
     assert prov["n_reused"] == 2 and not (out / "generated" / "dice").exists()
 
 
-def test_generated_folder_holding_another_datasets_clips_is_refused(tmp_path):
-    out = tmp_path / "o"
-    assert evaluate.generated_dir(out, "mead", "dice") == out / "generated" / "dice"
-    (out / "generated" / "dice" / "hdtf").mkdir(parents=True)
-    with pytest.raises(evaluate.EvaluateError, match="already holds the hdtf clips of method 'dice'"):
-        evaluate.generated_dir(out, "mead", "dice")
-    assert evaluate.generated_dir(out, "hdtf", "dice") == out / "generated" / "dice"
+def test_the_command_lines_keep_the_old_import_paths_of_the_library():
+    """``from dicetalk_bench.evaluate import ...`` (and ``metrics.__main__``) name the library's own objects."""
+    import dicetalk_bench.metrics.__main__ as metrics_cli
+    from dicetalk_bench.evaluation import config, leaderboard, per_emotion, reference_rows, run, summary
+    from dicetalk_bench.metrics import scoring
+
+    moved = {"EvalConfig": config, "EvaluateError": config, "DATASETS": config, "generate_test_split": generation,
+             "generated_dir": generation, "run_leaderboard": leaderboard, "emotion_map": per_emotion,
+             "with_per_emotion": per_emotion, "split_halves": reference_rows, "score_ceiling": reference_rows,
+             "reference_row_videos": reference_rows, "run_evaluation": run, "print_summary": summary}
+    for name, module in moved.items():
+        assert getattr(evaluate, name) is getattr(module, name), name
+    assert set(moved) <= set(evaluate.__all__)
+    for name in ("score_metrics", "run_score", "default_cache_dir"):
+        assert getattr(metrics_cli, name) is getattr(scoring, name), name
