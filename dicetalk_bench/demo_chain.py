@@ -267,6 +267,7 @@ def run_demo(out: str | Path, preset: DemoPreset, *, echo: Callable[[str], None]
     """Run (or resume) the whole chain into ``out`` at the sizes of ``preset``; see the module docstring."""
     from dicetalk_bench import evaluate, preprocess, train, train_embedder
     from dicetalk_bench.demo_data import build_demo
+    from dicetalk_bench.evaluation.leaderboard import run_leaderboard
 
     paths = DemoPaths(Path(out))
     outcomes: list[StageOutcome] = []
@@ -310,8 +311,8 @@ def run_demo(out: str | Path, preset: DemoPreset, *, echo: Callable[[str], None]
         stage(f"score {method}", _command(f"score {method}", evaluate.main,
                                           _evaluate_argv(paths, preset, source, method), summary=False),
               ["metrics", "max_clips", "fid_frame_stride", *(["sample_steps"] if "--checkpoint" in source else [])])
-    stage("leaderboard", lambda: evaluate.run_leaderboard(paths.evaluation / "results", paths.leaderboard,
-                                                          title="dicetalk_bench demo leaderboard", banner=banner),
+    stage("leaderboard", lambda: run_leaderboard(paths.evaluation / "results", paths.leaderboard,
+                                                 title="dicetalk_bench demo leaderboard", banner=banner),
           [], rows=sorted(rows), banner=banner)
     return DemoResult(tuple(outcomes), paths.leaderboard / "index.html",
                       {method: results_file(paths, method) for method in rows})

@@ -30,6 +30,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("preprocessing", (f"{PACKAGE}.preprocessing",)),
     ("metrics, model and baselines", (f"{PACKAGE}.metrics", f"{PACKAGE}.model", f"{PACKAGE}.baselines")),
     ("reports", (f"{PACKAGE}.reports",)),
+    ("evaluation runs", (f"{PACKAGE}.evaluation",)),
     ("command lines and tools", (
         f"{PACKAGE}.evaluate", f"{PACKAGE}.sample", f"{PACKAGE}.train", f"{PACKAGE}.train_embedder",
         f"{PACKAGE}.preprocess", f"{PACKAGE}.convert_release", f"{PACKAGE}.demo_data", f"{PACKAGE}.demo",

@@ -6,6 +6,7 @@ Importing this package is cheap on purpose (no torch): the extractor modules imp
 - :mod:`.result`: the versioned :class:`~.result.MetricResult` format every metric returns.
 - :mod:`.frechet`, :mod:`.kid`: pure maths on features. :mod:`.inception`, :mod:`.i3d`: extractors.
 - :mod:`.fid`, :mod:`.fvd`: the set-level metrics. :mod:`.video_set`: folders of videos and the pairing rule.
+- :mod:`.scoring`: score a list of metrics on one request (what the command line and evaluation runs call).
 
 Command line: ``python -m dicetalk_bench.metrics score --videos DIR [--reference DIR] --metrics fid,fvd --out r.json``.
 """

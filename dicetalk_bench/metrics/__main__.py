@@ -8,7 +8,8 @@
 Arguments are parsed before anything heavy is imported; metrics are dispatched through
 :mod:`dicetalk_bench.metrics.registry`, so every registered metric is available here. Before any video is decoded,
 each ``--option`` is checked against the options the requested metrics read (unknown names and values refused) and
-every weights file they need is located and hash-checked (:mod:`.preflight`); a set-up error ends the command with
+every weights file they need is located and hash-checked (:mod:`.preflight`; the scoring itself is
+:func:`dicetalk_bench.metrics.scoring.run_score`); a set-up error ends the command with
 ``error: ...`` on stderr, exit status 1 and no results file. Other subcommands
 (e.g. ``train-emotion``) can be added to ``EXTRA_COMMANDS``: name -> ``"module:function"`` taking ``argv`` (list of
 str) and returning an exit code.
@@ -19,27 +20,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from dicetalk_bench.cli_args import key_value, non_negative_int, scalar
 from dicetalk_bench.cli_errors import run_cli
-from dicetalk_bench.errors import SetupError
-
-logger = logging.getLogger("dicetalk_bench.metrics")
+from dicetalk_bench.metrics.scoring import default_cache_dir, run_score, score_metrics  # noqa: F401 (old import path)
 
 # name -> "module:function(argv: list[str]) -> int"; help text
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "train-emotion": ("dicetalk_bench.metrics.emotion_train:main", "train our own MEAD emotion classifier (Emo-Acc)"),
 }
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dicetalk_bench" / "metrics"
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,58 +108,6 @@ def _cmd_score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                            batch_size=args.batch_size, force_small_set=args.force_small_set, cache_dir=cache_dir,
                            options=options, workers=args.workers, scheduler=args.scheduler)
     return run_score(names, request, args.out, keep_going=args.keep_going)
-
-
-def score_metrics(names: list[str], request: Any, *, keep_going: bool = False) -> tuple[list[Any], list[str]]:
-    """Check the options and the weights of ``names`` and compute them (one registry call per metric group);
-    returns (results, names of failed metrics).
-
-    Set-up errors (a bad option, missing weights: found before any video is decoded) and, without ``keep_going``,
-    any error of a metric propagate. With ``keep_going`` a failed metric group is logged and the others go on; when
-    every metric failed a SetupError says so.
-    """
-    import dataclasses
-
-    from dicetalk_bench.metrics.preflight import check_weights
-    from dicetalk_bench.metrics.registry import check_options, compute_metrics, get_metric
-
-    check_options(names, request.options)
-    check_weights(names, request)
-    results = []
-    failed: list[str] = []
-    groups: dict[str, list[str]] = {}
-    for n in names:
-        groups.setdefault(get_metric(n).compute, []).append(n)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(groups.values(), desc="scoring", unit="group", total=len(groups), disable=None)
-    for group in bar:
-        bar.set_postfix_str(",".join(group))
-        try:
-            results.extend(compute_metrics(group, dataclasses.replace(request)))
-        except Exception as exc:  # noqa: BLE001 -- only with --keep-going; otherwise re-raised at once
-            if not keep_going:
-                raise
-            logger.error("metric %s failed: %s", ", ".join(group), exc)
-            failed.extend(group)
-    if not results:
-        raise SetupError(f"every requested metric failed ({', '.join(failed)}); no results file written")
-    for r in results:
-        cal = "" if r.calibrated else " (uncalibrated weights)"
-        failures = f", {len(r.failures)} of {r.n_attempted} videos failed" if r.failures else ""
-        logger.info("%s = %s on %d videos%s%s", r.key, r.value, r.n_videos, failures, cal)
-    return results, failed
-
-
-def run_score(names: list[str], request: Any, out: Path, *, keep_going: bool = False) -> int:
-    """Compute ``names`` (:func:`score_metrics`) and write ``out`` (whole, or not at all); returns the exit code
-    (1 when a metric failed under ``keep_going``)."""
-    from dicetalk_bench.metrics.result import save_results
-
-    results, failed = score_metrics(names, request, keep_going=keep_going)
-    save_results(results, out)
-    logger.info("wrote %s", out)
-    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -176,7 +176,7 @@ def test_evaluate_scores_a_release_folder_like_its_conversion(release, svd_dir, 
         assert prov["n_generated"] == 1 and prov["frame_stride"] == 2
         assert prov["label"] == LABEL_UNPINNED and prov["release"]["label"] == LABEL_UNPINNED
         assert prov["kind"] == ("release" if name == "release" else "converted-release")
-        video = next((out / "generated" / "mead" / name).rglob("*.mp4"))
+        video = next((out / "generated" / name / "mead").rglob("*.mp4"))  # generated/<method>/<clip id>.mp4
         assert media.read_video(video).frames.shape == (30, 32, 32, 3)
     assert len(frames) == 2 and frames[0].shape == (30, 3, 32, 32)
     assert torch.equal(frames[0], frames[1])

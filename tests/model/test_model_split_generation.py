@@ -190,15 +190,16 @@ def test_gpu_requested_without_cuda_stops_before_generating(split, tmp_path):
 
 def test_evaluate_window_batch_flag_reaches_the_sampler_settings_but_not_the_key():
     from dicetalk_bench import evaluate
+    from dicetalk_bench.evaluation.generation import sample_settings
 
     base = ["--checkpoint", "ck", "--processed", "p", "--metrics", "psnr", "--method", "m", "--dataset", "mead",
             "--out", "o"]
     parser = evaluate.build_score_parser()
     with_flag = evaluate._config_from_args(parser.parse_args([*base, "--window-batch", "3"]), ["psnr"])
     without = evaluate._config_from_args(parser.parse_args(base), ["psnr"])
-    assert dict(evaluate._sample_settings(with_flag))["window_batch"] == 3
-    assert "window_batch" not in dict(evaluate._sample_settings(without))  # None: the device's default
-    specs = [sg.SamplerSpec("ck", "c" * 64, "p", settings=evaluate._sample_settings(c)) for c in (with_flag, without)]
+    assert dict(sample_settings(with_flag))["window_batch"] == 3
+    assert "window_batch" not in dict(sample_settings(without))  # None: the device's default
+    specs = [sg.SamplerSpec("ck", "c" * 64, "p", settings=sample_settings(c)) for c in (with_flag, without)]
     assert specs[0].settings_sha256 == specs[1].settings_sha256
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--window-batch", "0"])

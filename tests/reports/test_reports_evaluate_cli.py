@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from dicetalk_bench import evaluate
+from dicetalk_bench.evaluation import generation
 from dicetalk_bench.config import config_hash, from_dict
 from dicetalk_bench.media import read_video, write_video
 from dicetalk_bench.metrics.result import load_results
@@ -106,12 +107,12 @@ def test_ground_truth_scored_against_itself_loads_and_builds_the_leaderboard(cli
 def test_clashing_method_name_is_refused_before_scoring(clips, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     assert _score(clips, out, "A/B", "close") == 0
-    import dicetalk_bench.metrics.__main__ as metrics_cli
+    import dicetalk_bench.metrics.scoring as scoring
 
     def no_scoring(*args, **kwargs):
         raise AssertionError("scoring ran although the results file name clashes")
 
-    monkeypatch.setattr(metrics_cli, "score_metrics", no_scoring)
+    monkeypatch.setattr(scoring, "score_metrics", no_scoring)
     capsys.readouterr()
     assert _score(clips, out, "A_B", "far") == 1
     assert "holds the results of method 'A/B'" in capsys.readouterr().err
@@ -246,7 +247,7 @@ def test_model_package_provides_generate():
     source = Path(importlib.util.find_spec("dicetalk_bench.model.pipeline").origin).read_text()
     funcs = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
     assert "generate" in funcs and "load_sampler" in funcs
-    assert evaluate.SAMPLER_LOADER == "dicetalk_bench.model.pipeline:load_sampler"
+    assert generation.SAMPLER_LOADER == "dicetalk_bench.model.pipeline:load_sampler"
     args = [a.arg for a in funcs["generate"].args.args + funcs["generate"].args.kwonlyargs]
     assert args[:3] == ["clip_row", "checkpoint", "seed"] and {"data_root", "cfg", "device"} <= set(args)
 
@@ -272,7 +273,8 @@ def test_checkpoint_path_generates_the_test_split_and_scores_it(tmp_path, monkey
     generated clips are scored against the linked ground truth (identical frames: PSNR very high)."""
     calls, loads = [], []
     ck = _checkpoint(tmp_path)
-    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: loads.append(spec) or GroundTruthSampler(spec, calls))
+    monkeypatch.setattr(generation, "SAMPLER_LOADER",
+                        lambda spec: loads.append(spec) or GroundTruthSampler(spec, calls))
     proc = _processed(tmp_path / "p")
     out = tmp_path / "o"
     rc = evaluate.main(["--checkpoint", str(ck.parent.parent), "--processed", str(proc), "--metrics", "psnr",
@@ -315,7 +317,7 @@ def test_embedder_checkpoint_is_refused_by_kind_before_generating(tmp_path, monk
     def never(spec):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", never)
+    monkeypatch.setattr(generation, "SAMPLER_LOADER", never)
     run = _embedder_run(tmp_path)
     path = run if which == "run" else run / "checkpoints" / "step_0000003"
     rc = evaluate.main(["--checkpoint", str(path), "--processed", str(_processed(tmp_path / "p")), "--metrics",
@@ -357,7 +359,7 @@ def test_generator_trained_on_random_weights_makes_the_evaluated_row_uncalibrate
                            "verified_by": "unverified", "pinned_by": None}}
     (tmp_path / "svd-random").mkdir()  # the random SVD folder training wrote (sampling loads its VAE from there)
     ck = _checkpoint(tmp_path, records)
-    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, []))
+    monkeypatch.setattr(generation, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, []))
     out = tmp_path / "o"
     assert evaluate.main(["--checkpoint", str(ck), "--processed", str(_processed(tmp_path / "p")), "--metrics",
                           "psnr", "--method", "toy", "--dataset", "mead", "--out", str(out), "--leaderboard"]) == 0
@@ -379,7 +381,7 @@ def test_other_whisper_weights_stop_before_the_model_loads(tmp_path, monkeypatch
     def never(spec):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", never)
+    monkeypatch.setattr(generation, "SAMPLER_LOADER", never)
     (tmp_path / "svd").mkdir()
     ck = _checkpoint(tmp_path, {"svd": {"key": "svd-xt", "file": str(tmp_path / "svd")},
                                 "whisper": {"key": "whisper-tiny", "file": "a", "sha256": "a" * 64}})
@@ -398,7 +400,7 @@ def test_other_whisper_weights_stop_before_the_model_loads(tmp_path, monkeypatch
 def test_clip_ids_that_are_not_safe_paths_are_refused(tmp_path, monkeypatch, capsys):
     import pyarrow.parquet as pq
 
-    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, []))
+    monkeypatch.setattr(generation, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, []))
     (tmp_path / "svd").mkdir()
     ck = _checkpoint(tmp_path, {"svd": {"key": "svd-xt", "file": str(tmp_path / "svd")}})
     proc = _processed(tmp_path / "p")
@@ -471,13 +473,6 @@ def test_ceiling_set_metrics_compare_two_disjoint_halves(tmp_path, caplog, capsy
     assert run.results["fid"].n_videos == len(ceiling["half_a"])
 
 
-def test_split_halves_is_seeded_disjoint_and_complete():
-    ids = [f"c{i}" for i in range(9)]
-    a, b = evaluate.split_halves(ids, 4)
-    assert (a, b) == evaluate.split_halves(list(reversed(ids)), 4) and len(a) == 5 and len(b) == 4
-    assert sorted(a + b) == sorted(ids) and evaluate.split_halves(ids, 5) != (a, b)
-
-
 def test_published_rows_are_shown_greyed_with_their_citation_and_never_marked(clips, tmp_path, capsys):
     out = tmp_path / "out"
     assert _score(clips, out, "close", "close") == 0 and _score(clips, out, "far", "far") == 0
@@ -504,7 +499,7 @@ def test_generated_clips_of_the_old_doubled_layout_are_read_and_reused(tmp_path,
     """Clips generated under generated/<dataset>/<method>/<dataset>/... by earlier versions are reused in place."""
     calls: list = []
     ck = _checkpoint(tmp_path)
-    monkeypatch.setattr(evaluate, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, calls))
+    monkeypatch.setattr(generation, "SAMPLER_LOADER", lambda spec: GroundTruthSampler(spec, calls))
     proc, out = _processed(tmp_path / "p"), tmp_path / "o"
     argv = ["--checkpoint", str(ck), "--processed", str(proc), "--metrics", "psnr", "--method", "dice",
             "--dataset", "mead", "--out", str(out)]
@@ -520,10 +515,18 @@ def test_generated_clips_of_the_old_doubled_layout_are_read_and_reused(tmp_path,
     assert prov["n_reused"] == 2 and not (out / "generated" / "dice").exists()
 
 
-def test_generated_folder_holding_another_datasets_clips_is_refused(tmp_path):
-    out = tmp_path / "o"
-    assert evaluate.generated_dir(out, "mead", "dice") == out / "generated" / "dice"
-    (out / "generated" / "dice" / "hdtf").mkdir(parents=True)
-    with pytest.raises(evaluate.EvaluateError, match="already holds the hdtf clips of method 'dice'"):
-        evaluate.generated_dir(out, "mead", "dice")
-    assert evaluate.generated_dir(out, "hdtf", "dice") == out / "generated" / "dice"
+def test_the_command_lines_keep_the_old_import_paths_of_the_library():
+    """``from dicetalk_bench.evaluate import ...`` (and ``metrics.__main__``) name the library's own objects."""
+    import dicetalk_bench.metrics.__main__ as metrics_cli
+    from dicetalk_bench.evaluation import config, leaderboard, per_emotion, reference_rows, run, summary
+    from dicetalk_bench.metrics import scoring
+
+    moved = {"EvalConfig": config, "EvaluateError": config, "DATASETS": config, "generate_test_split": generation,
+             "generated_dir": generation, "run_leaderboard": leaderboard, "emotion_map": per_emotion,
+             "with_per_emotion": per_emotion, "split_halves": reference_rows, "score_ceiling": reference_rows,
+             "reference_row_videos": reference_rows, "run_evaluation": run, "print_summary": summary}
+    for name, module in moved.items():
+        assert getattr(evaluate, name) is getattr(module, name), name
+    assert set(moved) <= set(evaluate.__all__)
+    for name in ("score_metrics", "run_score", "default_cache_dir"):
+        assert getattr(metrics_cli, name) is getattr(scoring, name), name
