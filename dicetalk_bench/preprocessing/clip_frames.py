@@ -47,6 +47,7 @@ class FrameBuffer:
 
 
 def clip_audio(samples: np.ndarray, rate: int, start_s: float | None, end_s: float | None) -> np.ndarray:
+    """(N,) samples at ``rate`` Hz -> the samples of [start_s, end_s) seconds (None: from the start / to the end)."""
     a = 0 if start_s is None else int(round(start_s * rate))
     b = len(samples) if end_s is None else int(round(end_s * rate))
     return samples[a:b]
@@ -83,6 +84,7 @@ def range_chunks(path: Path, fps: float, chunk_frames: int, start_s: float | Non
 
 
 def read_clip_audio(clip: ClipSource, rate: int) -> tuple[np.ndarray, Path]:
+    """The clip's mono samples at ``rate`` Hz (its audio file, else the video's audio stream) and that source."""
     from dicetalk_bench import media
 
     src = clip.audio_path or clip.video_path
