@@ -19,8 +19,10 @@ from typing import Sequence
 from dicetalk_bench.cli_args import HelpFormatter
 from dicetalk_bench.cli_errors import run_cli
 
-#: loggers whose warnings about the demo's random weights the demo replaces by one note each (shown with -v)
-NOTED_LOGGERS = ("dicetalk_bench.weights", "dicetalk_bench.model.train_loop", "dicetalk_bench.preprocessing.pipeline")
+#: loggers whose warnings about the demo's random weights the demo replaces by one note each (shown with -v); the
+#: preprocessing tasks' per-clip warnings stay quiet too (a failed clip is recorded in failures.parquet)
+NOTED_LOGGERS = ("dicetalk_bench.weights", "dicetalk_bench.model.train_loop", "dicetalk_bench.preprocessing.preflight",
+                 "dicetalk_bench.preprocessing.tasks")
 
 
 def build_parser() -> argparse.ArgumentParser:

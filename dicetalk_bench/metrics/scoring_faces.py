@@ -153,7 +153,7 @@ def _emotion_classifier(request: ScoreRequest) -> tuple[Any, dict, str]:
                                      allow_unverified=request.allow_unverified, device=request.device)
         return clf, record, "HSEmotion EfficientNet-B0 AffectNet-8 (enet_b0_8_best_afew)"
     if choice.startswith("own:") and len(choice) > 4:
-        from dicetalk_bench.metrics.emotion_train import load_own_classifier
+        from dicetalk_bench.metrics.emotion_own_checkpoint import load_own_classifier
 
         clf, record = load_own_classifier(choice[4:])
         return clf, record, "own MEAD-8 classifier (train-emotion), per-speaker normalised"
@@ -163,7 +163,7 @@ def _emotion_classifier(request: ScoreRequest) -> tuple[Any, dict, str]:
 def _speakers(request: ScoreRequest, clip_ids: list[str]) -> tuple[dict[str, str], str]:
     """Speaker of each clip for per-speaker normalisation: option ``emo-acc.speakers`` (JSON clip id -> speaker) or
     the MEAD actor id in the clip id; clips without one are pooled as one group ``"?"`` (logged)."""
-    from dicetalk_bench.metrics.emotion_train import speaker_from_clip_id
+    from dicetalk_bench.metrics.emotion_own_features import speaker_from_clip_id
 
     path = request.option(EMO_ACC, "speakers")
     given = _read_clip_map(path, "speakers", "speaker") if path else {}
@@ -220,7 +220,7 @@ def score_emo_acc(request: ScoreRequest) -> list[MetricResult]:
         extra["labels_file"] = str(labels_file)
     if crops:
         if own:
-            from dicetalk_bench.metrics.emotion_train import score_speaker_normalised
+            from dicetalk_bench.metrics.emotion_own_classifier import score_speaker_normalised
 
             speakers, source = _speakers(request, list(crops))
             acc = score_speaker_normalised(clf, crops, {k: truth[k] for k in crops}, speakers,

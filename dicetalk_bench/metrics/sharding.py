@@ -6,7 +6,7 @@ task; each worker process builds its extractor once (:func:`cached`) and keeps i
 (unreadable or too short videos) are recorded on the worker with :func:`~.failures.attempt` and come back as data;
 any other error (a bad weights file, a bug) re-raises in the caller and stops the run.
 
-The local cluster is the preprocessing cluster (:func:`dicetalk_bench.preprocessing.pipeline.local_cluster`:
+The local cluster is the preprocessing cluster (:func:`dicetalk_bench.preprocessing.orchestration.local_cluster`:
 one-thread worker processes started with the allocator environment of :mod:`dicetalk_bench.allocator`), or the
 cluster at ``scheduler``. Workers run torch with one thread. Results come back in the order of the videos given,
 so features stacked from them equal the serial run's.
@@ -89,7 +89,7 @@ def map_videos(task: Callable[[Any, str, Path], Any], spec: Any, videos: Sequenc
         raise ValueError("map_videos needs workers > 0 or a scheduler address")
     cluster = None
     if sharding.scheduler is None:
-        from dicetalk_bench.preprocessing.pipeline import local_cluster
+        from dicetalk_bench.preprocessing.orchestration import local_cluster
 
         cluster = local_cluster(sharding.workers)
         client = Client(cluster)

@@ -19,6 +19,7 @@ import pytest
 from dicetalk_bench.metrics import emotion_train as et
 from dicetalk_bench.metrics.__main__ import main as metrics_main
 from dicetalk_bench.metrics.emotion import MEAD_EMOTIONS
+from dicetalk_bench.metrics.emotion_own_training import fit_softmax
 
 from emotrain_helpers import preprocess_demo_videos
 
@@ -79,9 +80,9 @@ def test_fit_is_seeded_and_learns_a_separable_problem() -> None:
     y = np.repeat(np.arange(3), 20)
     x = rng.normal(size=(60, 5)) + 3.0 * np.eye(3, 5)[y]
     cfg = et.TrainEmotionConfig(epochs=50, seed=1)
-    w1, b1 = et._fit_softmax(x, y, 3, cfg)
-    w2, b2 = et._fit_softmax(x, y, 3, cfg)
-    w3, _ = et._fit_softmax(x, y, 3, et.TrainEmotionConfig(epochs=50, seed=2))
+    w1, b1 = fit_softmax(x, y, 3, cfg)
+    w2, b2 = fit_softmax(x, y, 3, cfg)
+    w3, _ = fit_softmax(x, y, 3, et.TrainEmotionConfig(epochs=50, seed=2))
     np.testing.assert_array_equal(w1, w2)
     np.testing.assert_array_equal(b1, b2)
     assert not np.array_equal(w1, w3)

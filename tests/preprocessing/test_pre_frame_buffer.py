@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dicetalk_bench import media
-from dicetalk_bench.preprocessing import pipeline
+from dicetalk_bench.preprocessing import pipeline, tasks
 from dicetalk_bench.preprocessing.discovery_mead import discover_mead
 
 from pre_helpers import fast_config
@@ -92,9 +92,9 @@ def test_single_decode_equals_two_passes(mini_mead: Path, whisper_random: Path, 
 
 def test_workers_use_single_threaded_codecs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DICETALK_BENCH_WORKER", raising=False)
-    assert pipeline._codec_threads() is None
+    assert tasks.codec_threads() is None
     monkeypatch.setenv("DICETALK_BENCH_WORKER", "1")
-    assert pipeline._codec_threads() == 1
+    assert tasks.codec_threads() == 1
 
 
 def test_single_threaded_decode_and_encode_match(mini_mead: Path, tmp_path: Path) -> None:

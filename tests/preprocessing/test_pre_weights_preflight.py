@@ -12,7 +12,7 @@ import pytest
 
 from dicetalk_bench import weights
 from dicetalk_bench.preprocess import main
-from dicetalk_bench.preprocessing import pipeline
+from dicetalk_bench.preprocessing import orchestration, pipeline
 
 FAST = ["--set", "crop.size=64", "--set", "faces.stride=3", "--set", "faces.model=short", "--set", "preset=ultrafast",
         "--no-progress"]
@@ -45,7 +45,7 @@ def clusters(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         started.append(workers)
         raise AssertionError("a Dask cluster was started")
 
-    monkeypatch.setattr(pipeline, "local_cluster", fake_cluster)
+    monkeypatch.setattr(orchestration, "local_cluster", fake_cluster)  # where execute looks it up
     return started
 
 
