@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from dicetalk_bench.config import config_hash, save_config, to_dict
+from dicetalk_bench.weights.random_weights import random_spec_seed
 
 from . import checkpoint as ckpt
 from .config import ModelConfig, get_model_config
@@ -51,11 +52,8 @@ logger = logging.getLogger(__name__)
 def _resolve_svd(cfg: TrainConfig) -> tuple[Path, dict]:
     from dicetalk_bench import weights
 
-    if cfg.svd is not None and cfg.svd.startswith("random:"):
-        try:
-            seed = int(cfg.svd.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(f"svd={cfg.svd!r}: expected random:SEED with an integer seed") from None
+    seed = random_spec_seed(cfg.svd, option="svd")
+    if seed is not None:
         logger.warning("svd=%s: a tiny RANDOM SVD-xt (VAE, image encoder, base UNet) for smoke runs; the checkpoint "
                        "records it as uncalibrated", cfg.svd)
         target = Path(cfg.out_dir) / "svd-random"

@@ -74,6 +74,23 @@ def make_random(key: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
     return target
 
 
+RANDOM_SPEC_PREFIX = "random:"
+
+
+def random_spec_seed(spec: str | os.PathLike | None, *, option: str = "weights") -> int | None:
+    """The seed of a ``random:SEED`` weights spec (random, uncalibrated weights for smoke runs), or None for anything
+    else (a folder or file path, or None for the registry's file).
+
+    Raises ValueError, naming ``option`` (the flag or config key the spec came from), when ``random:`` is followed by
+    anything but a non-negative integer (``random:abc``, ``random:``, ``random:-1``)."""
+    if spec is None or not isinstance(spec, str) or not spec.startswith(RANDOM_SPEC_PREFIX):
+        return None
+    text = spec[len(RANDOM_SPEC_PREFIX):].strip()
+    if not text.isdecimal():
+        raise ValueError(f"{option} {spec!r}: expected random:SEED with an integer seed (0 or more)")
+    return int(text)
+
+
 def randomise_batchnorm_statistics_(model: _Module, generator: torch.Generator | None = None) -> _Module:
     """In place: the running statistics of every normalisation layer of ``model`` that tracks them (BatchNorm 1d/2d/3d,
     instance norm with ``track_running_stats``) drawn as mean ~ N(0, 0.1^2), var ~ U(0.5, 1.5), from ``generator``

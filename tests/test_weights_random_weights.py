@@ -1,11 +1,16 @@
-"""Randomised BatchNorm statistics and convolutions used by the random-weights builders."""
+"""Random-weights helpers: randomised BatchNorm statistics and convolutions for the builders, and ``random:SEED``
+weights specs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 from torch import nn
 
-from dicetalk_bench.weights.random_weights import randomise_batchnorm_statistics_, randomise_conv_bn_
+from dicetalk_bench.weights.random_weights import (randomise_batchnorm_statistics_, randomise_conv_bn_,
+                                                   random_spec_seed)
 
 
 def _net() -> nn.Module:
@@ -59,3 +64,15 @@ def test_global_generator_is_used_without_one():
     b = randomise_conv_bn_(_net())
     assert torch.equal(a[0].weight, b[0].weight)  # _net() itself draws from the same seeded stream
     assert torch.equal(a[1].running_mean, b[1].running_mean)
+
+
+@pytest.mark.parametrize("spec, seed", [("random:0", 0), ("random:42", 42), ("random: 7", 7), (None, None),
+                                        ("/data/whisper-tiny", None), ("randomness", None), (Path("random:3"), None)])
+def test_random_spec_gives_its_seed_and_anything_else_none(spec, seed):
+    assert random_spec_seed(spec) == seed
+
+
+@pytest.mark.parametrize("spec", ["random:abc", "random:", "random:-1", "random:1.5"])
+def test_random_spec_without_an_integer_seed_names_the_option(spec):
+    with pytest.raises(ValueError, match=r"^--whisper 'random:.*': expected random:SEED with an integer seed"):
+        random_spec_seed(spec, option="--whisper")
