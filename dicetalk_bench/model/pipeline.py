@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from .checkpoint_kind import generator_checkpoint, is_release_folder
 from .config import get_model_config
 from .dataset import whisper_windows
 from .network import DiceTalkNetwork
@@ -95,18 +96,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", sources=Non
     checkpoint), or an official release folder (``sources``: a :class:`~.release.ReleaseSources` for the SVD-xt,
     whisper-tiny and priors it does not hold). Every check runs here, before any sampling. ``dtype``: the
     network's precision (``fp32``, ``bf16``, ``fp16``; see :func:`torch_dtype`)."""
-    kind = ckpt.checkpoint_kind(path)
-    if kind == "release":
+    folder = generator_checkpoint(path, command="sampling")  # checkpoint_kind's table decides; a run -> its latest
+    if is_release_folder(folder):
         from .release import ReleaseSources, load_release
 
-        rel = load_release(path, sources or ReleaseSources(), device)
+        rel = load_release(folder, sources or ReleaseSources(), device)
         model = LoadedModel(rel.net, rel.encoders, rel.priors, rel.records,
                             {"resolution": rel.cfg.sample_resolution, "frame_stride": rel.provenance["frame_stride"],
                              "model": rel.cfg.name}, rel.cfg.sample_resolution,
                             frame_stride=rel.provenance["frame_stride"], provenance=rel.provenance)
         _cast_network(model, dtype, device)
         return model
-    folder = ckpt.latest_checkpoint(path) if kind == "run" else Path(path)
     return load_checkpoint_for_sampling(folder, device, dtype)
 
 
