@@ -206,7 +206,7 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
             logger.info("FID raw value %.6g < 0 from round-off; reported as 0", raw)
         results.append(MetricResult(
             key=FID, value=value, higher_is_better=False, n_videos=len(gen_feats), n_frames=int(len(gen)),
-            protocol=protocol | {"covariance_ddof": 1, "frechet": "float64 eigh (metrics.md §2.3)",
+            protocol=protocol | {"covariance_ddof": 1, "frechet": "float64 eigh (TF-GAN trace_sqrt_product)",
                                  "forced_small_set": bool(small)},
             extractors=(record,), extra=run_extra | {"raw_value": raw, "failure_counts": failed.counts()},
             features=gen_feats, reference_features=ref_feats, **fields))

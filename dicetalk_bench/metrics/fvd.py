@@ -1,6 +1,6 @@
 """FVD between two sets of videos with a pinned clip protocol.
 
-Protocol (all recorded in the result; metrics.md §3):
+Protocol (all recorded in the result; docs/metrics.md, "FVD"):
 
 - clips of ``clip_length`` = 16 consecutive frames at the video's native fps (StyleGAN-V ``fvd2048_16f``);
 - ``clips_per_video`` clips per video (default 1) at start offsets drawn without replacement from
@@ -334,7 +334,7 @@ def compute_fvd(videos: VideoSet, reference: VideoSet, *, config: FVDConfig = FV
         "embedding": "Kinetics-400 logits averaged over time",
         "n_reference_clips": int(len(ref)), "n_reference_videos": len(ref_feats),
         "reference_failed_clips": sorted(ref_fail), "reference_manifest_sha256": manifest,
-        "covariance_ddof": 1, "frechet": "float64 eigh (metrics.md §2.3)", "forced_small_set": bool(small),
+        "covariance_ddof": 1, "frechet": "float64 eigh (TF-GAN trace_sqrt_product)", "forced_small_set": bool(small),
         "failure_policy": EXCLUDE}
     # paths, failure reasons and the raw value describe this run, not the protocol (they do not change the number)
     run_extra = {"videos_dir": str(videos.root), "reference_dir": str(reference.root),

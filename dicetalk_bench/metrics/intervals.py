@@ -15,7 +15,7 @@ Two kinds, both resampling *videos* (never frames), ``numpy.random.default_rng(s
 
       [observed - (q_hi - m), observed + (m - q_lo)]
 
-  i.e. the basic bootstrap interval (Davison & Hinkley 1997, §5.2) plus the bootstrap estimate of the bias
+  i.e. the basic bootstrap interval (Davison & Hinkley 1997, section 5.2) plus the bootstrap estimate of the bias
   ``m - observed``. Method :data:`METHOD_SET` (:func:`set_interval_from_resamples`). It is asymmetric when the
   resampled values are skewed. Measured coverage (docs/metrics.md, tests/metrics/test_metrics_intervals.py):
   Gaussian 64-d features, 8 frames per video, 200 experiments, 100 resamples: 99.5 % at 50 videos and 99.0 % at

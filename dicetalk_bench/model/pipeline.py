@@ -1,6 +1,7 @@
 """Inference: a trained checkpoint + reference image + Whisper states + emotion prior -> video frames.
 
-Steps, as the DICE-Talk release samples (``dice_talk.py``, ``src/pipelines/pipeline_dicetalk.py``; model.md §4):
+Steps, as the DICE-Talk release samples (github.com/toto222/DICE-Talk: ``dice_talk.py``,
+``src/pipelines/pipeline_dicetalk.py``; docs/model.md, "Sampling"):
 
 1. **Frame rate.** *Release* mode (checkpoints trained with ``frame_stride`` 2, the release's ``step: 2``):
    one generated frame per two 25-fps audio frames (12.5 fps, fps id 12.5), so a 25-frame window spans 2 s; the
