@@ -1,4 +1,4 @@
-"""Random-weights helpers: randomised BatchNorm statistics and convolutions for the builders, and ``random:SEED``
+"""Shared pieces of the random-weights builders: randomised BatchNorm statistics and convolutions for the builders, and ``random:SEED``
 weights specs."""
 
 from __future__ import annotations
