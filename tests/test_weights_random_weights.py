@@ -1,5 +1,5 @@
-"""Shared pieces of the random-weights builders: randomised BatchNorm statistics and convolutions for the builders, and ``random:SEED``
-weights specs."""
+"""Shared pieces of the random-weights builders (randomised BatchNorm statistics and convolutions) and the
+``random:SEED`` weights specs."""
 
 from __future__ import annotations
 
