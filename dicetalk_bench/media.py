@@ -31,6 +31,7 @@ import av.error
 import numpy as np
 
 from dicetalk_bench.fileutil import atomic_path
+from dicetalk_bench.pcm import float_to_pcm16
 
 logger = logging.getLogger(__name__)
 
@@ -605,8 +606,8 @@ class _AudioEncoder:
             stop = min(self.cursor + _AUDIO_CHUNK, end)
             piece = self.planes[:, self.cursor : stop]
             if self.fmt == "s16":
-                # interleaved int16 (1, S * C)
-                data = np.round(piece.T * 32767.0).astype(np.int16).reshape(1, -1)
+                # interleaved int16 (1, S * C), quantised as FFmpeg's own float -> s16 conversion
+                data = float_to_pcm16(piece.T).reshape(1, -1)
             else:
                 data = np.ascontiguousarray(piece)
             frame = av.AudioFrame.from_ndarray(data, format=self.fmt, layout=self.layout)

@@ -154,6 +154,7 @@ def check_inputs(args: argparse.Namespace):
     from dicetalk_bench.errors import SetupError
     from dicetalk_bench.model.checkpoint_kind import check_generator_files, generator_checkpoint, is_release_folder
     from dicetalk_bench.model.priors import PRIOR_EMOTIONS
+    from dicetalk_bench.weights.random_weights import random_spec_seed
 
     emotion = args.emotion
     suffix = Path(emotion).suffix.lower()
@@ -175,7 +176,11 @@ def check_inputs(args: argparse.Namespace):
             raise SetupError(f"{flag} {value}: no such file")
     if args.steps < 1:
         raise SetupError(f"--steps {args.steps}: must be at least 1")
-    if args.whisper and not args.whisper.startswith("random:") and not Path(args.whisper).exists():
+    try:
+        whisper_seed = random_spec_seed(args.whisper, option="--whisper")
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
+    if args.whisper and whisper_seed is None and not Path(args.whisper).exists():
         raise SetupError(f"--whisper {args.whisper}: no such folder (give a whisper-tiny folder or random:SEED)")
     folder = generator_checkpoint(args.checkpoint, command="sample")
     check_generator_files(folder)

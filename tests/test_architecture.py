@@ -25,7 +25,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ground: config and shared facts", (
         PACKAGE, f"{PACKAGE}.config", f"{PACKAGE}.datasets", f"{PACKAGE}.errors", f"{PACKAGE}.fileutil",
         f"{PACKAGE}.allocator", f"{PACKAGE}.extras", f"{PACKAGE}.cli_args", f"{PACKAGE}.cli_errors",
-        f"{PACKAGE}.quiet", f"{PACKAGE}.summary_table")),
+        f"{PACKAGE}.quiet", f"{PACKAGE}.summary_table", f"{PACKAGE}.pcm", f"{PACKAGE}.git_state")),
     ("weights and media", (f"{PACKAGE}.weights", f"{PACKAGE}.media")),
     ("preprocessing", (f"{PACKAGE}.preprocessing",)),
     ("metrics, model and baselines", (f"{PACKAGE}.metrics", f"{PACKAGE}.model", f"{PACKAGE}.baselines")),

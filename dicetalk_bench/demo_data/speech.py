@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter, resample_poly
 
+from dicetalk_bench.pcm import PCM16_SCALE
+
 from .emotions import VoiceParams
 
 log = logging.getLogger(__name__)
@@ -251,7 +253,7 @@ def espeak_speech(text: str, *, voice: str = "en-us", words_per_min: int = 150) 
             raw = w.readframes(w.getnframes())
     if width != 2:
         raise TTSError(f"espeak-ng wrote {width * 8}-bit audio; expected PCM16")
-    x = np.frombuffer(raw, np.int16).astype(np.float32).reshape(-1, ch).mean(axis=1) / 32768.0
+    x = np.frombuffer(raw, np.int16).astype(np.float32).reshape(-1, ch).mean(axis=1) / PCM16_SCALE
     return to_rate(x, rate, SPEECH_RATE)
 
 

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from dicetalk_bench.datasets import MEAD_EMOTIONS
-from dicetalk_bench.weights.random_weights import register_random_builder
+from dicetalk_bench.weights.random_weights import randomise_batchnorm_statistics_, register_random_builder
 
 __all__ = [
     "MEAD_EMOTIONS", "EAT_FAN_LABELS", "EAT_FAN_TO_MEAD", "HSEMOTION_8_LABELS", "HSEMOTION_8_TO_MEAD",
@@ -282,13 +282,7 @@ def write_random_weights(target: Path, seed: int) -> None:
 
     torch.manual_seed(seed)
     model = EmotionFAN()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # non-trivial BN statistics so eval-mode outputs vary
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=gen))
-            elif name.endswith("running_var"):
-                b.copy_(1.0 + 0.1 * torch.rand(b.shape, generator=gen))
+    randomise_batchnorm_statistics_(model, torch.Generator().manual_seed(seed))  # eval-mode outputs vary
     state = {f"module.{k}": v for k, v in model.state_dict().items()}
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ import numpy as np
 
 from dicetalk_bench.errors import TOO_SHORT
 from dicetalk_bench.metrics import _cache
+from dicetalk_bench.metrics.feature_sets import stack_features
 from dicetalk_bench.metrics.failures import EXCLUDE, FailureLog, attempt
 from dicetalk_bench.metrics.frechet import FeatureStats, frechet_distance_raw
 from dicetalk_bench.metrics.kid import DEFAULT_SUBSET_SIZE, DEFAULT_SUBSETS, kernel_inception_distance
@@ -159,23 +160,19 @@ def _precheck_frames(videos: VideoSet, reference: VideoSet, config: FIDConfig, m
                 f" or pass --force-small-set to compute it anyway (recorded in the result)")
 
 
-def _stack(feats: Mapping[str, np.ndarray]) -> np.ndarray:
-    return np.concatenate(list(feats.values())) if feats else np.zeros((0, 2048), np.float32)
-
-
 def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig = FIDConfig(),
                     weights_path: str | Path | None = None, allow_unverified: bool = False, device: str = "cpu",
                     force_small_set: bool = False, cache_dir: Path | None = None,
                     metrics: tuple[str, ...] = (FID, KID)) -> list[MetricResult]:
     """FID and/or KID of ``videos`` against ``reference``; returns one MetricResult per name in ``metrics``."""
-    from dicetalk_bench.metrics.inception import load_inception
+    from dicetalk_bench.metrics.inception import FEATURE_DIM, load_inception
 
     _precheck_frames(videos, reference, config, metrics, force_small_set)
     model, record = load_inception(weights_path, allow_unverified=allow_unverified,
                                    resize_mode=config.resize_mode, device=device)
     gen_feats, gen_fail = set_features(model, videos, config, device)
     ref_feats, ref_fail, manifest = _reference_features(model, reference, config, record, cache_dir, device)
-    gen, ref = _stack(gen_feats), _stack(ref_feats)
+    gen, ref = stack_features(gen_feats, dim=FEATURE_DIM), stack_features(ref_feats, dim=FEATURE_DIM)
     if len(gen) < 2 or len(ref) < 2:
         raise SmallSetError(f"FID/KID: need at least 2 decodable frames per set; got {len(gen)} generated frames "
                             f"from {videos.root} and {len(ref)} reference frames from {reference.root}")
@@ -209,7 +206,7 @@ def compute_fid_kid(videos: VideoSet, reference: VideoSet, *, config: FIDConfig 
             logger.info("FID raw value %.6g < 0 from round-off; reported as 0", raw)
         results.append(MetricResult(
             key=FID, value=value, higher_is_better=False, n_videos=len(gen_feats), n_frames=int(len(gen)),
-            protocol=protocol | {"covariance_ddof": 1, "frechet": "float64 eigh (metrics.md §2.3)",
+            protocol=protocol | {"covariance_ddof": 1, "frechet": "float64 eigh (TF-GAN trace_sqrt_product)",
                                  "forced_small_set": bool(small)},
             extractors=(record,), extra=run_extra | {"raw_value": raw, "failure_counts": failed.counts()},
             features=gen_feats, reference_features=ref_feats, **fields))

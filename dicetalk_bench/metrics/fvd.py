@@ -1,6 +1,6 @@
 """FVD between two sets of videos with a pinned clip protocol.
 
-Protocol (all recorded in the result; metrics.md §3):
+Protocol (all recorded in the result; docs/metrics.md, "FVD"):
 
 - clips of ``clip_length`` = 16 consecutive frames at the video's native fps (StyleGAN-V ``fvd2048_16f``);
 - ``clips_per_video`` clips per video (default 1) at start offsets drawn without replacement from
@@ -30,7 +30,7 @@ import dataclasses
 import logging
 import math
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ import numpy as np
 
 from dicetalk_bench.errors import TooShortError
 from dicetalk_bench.metrics import _cache
+from dicetalk_bench.metrics.feature_sets import stack_features
 from dicetalk_bench.metrics.failures import EXCLUDE, FailureLog, attempt
 from dicetalk_bench.metrics.fid import SmallSetError
 from dicetalk_bench.metrics.frechet import FeatureStats, frechet_distance_raw
@@ -313,8 +314,8 @@ def compute_fvd(videos: VideoSet, reference: VideoSet, *, config: FVDConfig = FV
             _cache.save_features(cpath, key, ref_feats, ref_fail)
     else:
         ref_feats, ref_fail = hit
-    gen = _stack(gen_feats)
-    ref = _stack(ref_feats)
+    gen = stack_features(gen_feats, dim=FEATURE_DIM)
+    ref = stack_features(ref_feats, dim=FEATURE_DIM)
     if len(gen) < 2 or len(ref) < 2:
         raise SmallSetError(f"FVD: need at least 2 clips per set; got {len(gen)} generated clips from "
                             f"{videos.root} ({len(gen_fail)} videos failed) and {len(ref)} reference clips from "
@@ -333,7 +334,7 @@ def compute_fvd(videos: VideoSet, reference: VideoSet, *, config: FVDConfig = FV
         "embedding": "Kinetics-400 logits averaged over time",
         "n_reference_clips": int(len(ref)), "n_reference_videos": len(ref_feats),
         "reference_failed_clips": sorted(ref_fail), "reference_manifest_sha256": manifest,
-        "covariance_ddof": 1, "frechet": "float64 eigh (metrics.md §2.3)", "forced_small_set": bool(small),
+        "covariance_ddof": 1, "frechet": "float64 eigh (TF-GAN trace_sqrt_product)", "forced_small_set": bool(small),
         "failure_policy": EXCLUDE}
     # paths, failure reasons and the raw value describe this run, not the protocol (they do not change the number)
     run_extra = {"videos_dir": str(videos.root), "reference_dir": str(reference.root),
@@ -359,10 +360,6 @@ def _precheck_clips(videos: VideoSet, reference: VideoSet, config: FVDConfig) ->
                 f"FVD: {vs.root} gives about {clips} clips of {config.clip_length} frames; at least "
                 f"{config.min_clips} per set are needed for a full-rank 400-d covariance (StyleGAN-V uses 2048). "
                 f"Use more videos or clips_per_video, or pass --force-small-set (recorded in the result)")
-
-
-def _stack(feats: Mapping[str, np.ndarray]) -> np.ndarray:
-    return np.concatenate(list(feats.values())) if feats else np.zeros((0, FEATURE_DIM), np.float32)
 
 
 def score_fvd(request: ScoreRequest) -> MetricResult:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from dicetalk_bench.metrics.emotion import HSEMOTION_8_LABELS, HSEMOTION_8_TO_MEAD
-from dicetalk_bench.weights.random_weights import register_random_builder
+from dicetalk_bench.weights.random_weights import randomise_batchnorm_statistics_, register_random_builder
 
 __all__ = ["WEIGHTS_KEY", "INPUT_SIZE", "IMAGENET_MEAN", "IMAGENET_STD", "build_enet_b0_8", "HSEmotionClassifier",
            "load_hsemotion", "write_random_weights"]
@@ -93,13 +93,7 @@ def write_random_weights(target: Path, seed: int) -> None:
 
     torch.manual_seed(seed)
     model = build_enet_b0_8()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=gen))
-            elif name.endswith("running_var"):
-                b.copy_(1.0 + 0.1 * torch.rand(b.shape, generator=gen))
+    randomise_batchnorm_statistics_(model, torch.Generator().manual_seed(seed))  # eval-mode outputs vary
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:

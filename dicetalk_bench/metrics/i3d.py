@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dicetalk_bench.weights.random_weights import register_random_builder
+from dicetalk_bench.weights.random_weights import randomise_conv_bn_, register_random_builder
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,6 @@ def write_random_weights(target: Path, seed: int) -> None:
     """Random weights in the format of ``i3d_pretrained_400.pt``: a plain state dict (torch.save) with exactly the
     344 names and shapes of pytorch-i3d's InceptionI3d(400); BatchNorm statistics randomised mildly."""
     from dicetalk_bench.fileutil import atomic_path
-    from dicetalk_bench.metrics._random_init import randomise_conv_bn_
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dicetalk_bench.weights.random_weights import register_random_builder
+from dicetalk_bench.weights.random_weights import randomise_conv_bn_, register_random_builder
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,6 @@ def write_random_weights(target: Path, seed: int) -> None:
     with exactly the parameter and buffer names/shapes of the FID InceptionV3. BatchNorm running statistics are
     randomised too (mean ~ N(0, 0.1), var ~ U(0.5, 1.5)) so that they matter in tests."""
     from dicetalk_bench.fileutil import atomic_path
-    from dicetalk_bench.metrics._random_init import randomise_conv_bn_
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

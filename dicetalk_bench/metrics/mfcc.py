@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.fft import dct
 
+from dicetalk_bench.pcm import float_to_pcm16
+
 __all__ = ["MfccConfig", "mfcc", "mel_filterbank", "frame_signal", "n_mfcc_frames"]
 
 
@@ -130,9 +132,7 @@ def mfcc(signal: np.ndarray, config: MfccConfig = MfccConfig()) -> np.ndarray:
 def mfcc_from_float(samples: np.ndarray, config: MfccConfig = MfccConfig()) -> np.ndarray:
     """MFCC of float samples in [-1, 1] (as ``media.read_audio`` returns them), quantised to int16 first.
 
-    syncnet_python reads a PCM16 wav, so the samples are rounded and clipped to int16 as ffmpeg's
-    pcm_s16le encoder does, then scaled by 32768 implicitly by staying in int16 units.
+    syncnet_python reads a PCM16 wav, so the samples are quantised to int16 as ffmpeg's pcm_s16le encoder does
+    (:func:`dicetalk_bench.pcm.float_to_pcm16`: x 32768, rounded, saturated) and stay in int16 units.
     """
-    x = np.asarray(samples, dtype=np.float64)
-    q = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
-    return mfcc(q, config)
+    return mfcc(float_to_pcm16(np.asarray(samples, dtype=np.float64)), config)

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import functools
 import hashlib
 import json
 import logging
 import math
 import os
 import platform
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dicetalk_bench.fileutil import atomic_path, sha256_file
+from dicetalk_bench.git_state import git_commit
 
 if TYPE_CHECKING:
     import pandas
@@ -63,21 +62,8 @@ def environment_record() -> dict[str, Any]:
         mod = sys.modules.get(name)
         if mod is not None:
             env[name] = getattr(mod, "__version__", "unknown")
-    env["git_commit"] = _git_commit()
+    env["git_commit"] = git_commit()
     return env
-
-
-@functools.lru_cache(maxsize=1)
-def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[2]
-    if not (root / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _utc_now() -> str:

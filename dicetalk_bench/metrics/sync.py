@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from dicetalk_bench.errors import NO_FACE, TooShortError
 from dicetalk_bench.metrics.mfcc import mfcc
+from dicetalk_bench.pcm import float_to_pcm16
 
 __all__ = [
     "VSHIFT", "WINDOW_FRAMES", "MFCC_PER_FRAME", "WINDOW_MFCC", "AUDIO_RATE", "VIDEO_FPS", "SAMPLES_PER_FRAME",
@@ -122,15 +123,12 @@ def scores_from_distances(dists: torch.Tensor, vshift: int = VSHIFT) -> SyncScor
 
 
 def audio_to_int16(audio: np.ndarray) -> np.ndarray:
-    """Float [-1, 1] or int16 samples -> int16 (the scale the original's wav read gives)."""
+    """Mono float [-1, 1] or int16 samples (S,) -> int16 (S,), the scale the original's PCM16 wav read gives
+    (:func:`dicetalk_bench.pcm.float_to_pcm16`); ValueError for any other shape."""
     a = np.asarray(audio)
     if a.ndim != 1:
         raise ValueError(f"expected mono (S,) audio, got shape {a.shape}")
-    if a.dtype == np.int16:
-        return a
-    if np.issubdtype(a.dtype, np.floating):
-        return np.clip(np.round(a.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-    raise ValueError(f"audio must be int16 or float in [-1, 1], got dtype {a.dtype}")
+    return float_to_pcm16(a)
 
 
 def _prepare_frames(frames_bgr: np.ndarray, size: int = 224) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dicetalk_bench.weights.random_weights import register_random_builder
+from dicetalk_bench.weights.random_weights import randomise_batchnorm_statistics_, register_random_builder
 
 __all__ = ["SyncNet", "write_random_weights", "load_syncnet", "WEIGHTS_KEY", "LIP_TEMPORAL_SPAN"]
 
@@ -123,11 +123,7 @@ def _randomise_(model: SyncNet, seed: int) -> None:
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.1 * torch.randn(b.shape, generator=gen))
-            elif name.endswith("running_var"):
-                b.copy_(1.0 + 0.1 * torch.rand(b.shape, generator=gen))
+    randomise_batchnorm_statistics_(model, gen)
 
 
 def write_random_weights(target: Path, seed: int) -> None:

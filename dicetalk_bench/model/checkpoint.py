@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from dicetalk_bench.fileutil import atomic_write_bytes
-from dicetalk_bench.model.checkpoint_kind import RELEASE_FILES
 
 
 def _flatten_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -142,30 +141,3 @@ def load_optimizer_state(folder: str | os.PathLike, optimizer: torch.optim.Optim
     folder = Path(folder)
     meta = json.loads((folder / "state.json").read_text())["optimizer"]
     optimizer.load_state_dict(_unflatten_optimizer(load_file(str(folder / "optimizer.safetensors")), meta))
-
-
-#: Kinds of folder accepted wherever a checkpoint is (``sample --checkpoint``, ``evaluate --checkpoint``, ``generate``).
-CHECKPOINT_KINDS: dict[str, str] = {
-    "checkpoint": "one training checkpoint (state.json + model.safetensors), also what convert_release writes",
-    "run": "a training run folder (checkpoints/latest names the checkpoint used)",
-    "release": "an official DICE-Talk release folder (unet.pth, pose_guider.pth, audio_linear.pth, emo_model.pth)",
-}
-
-
-def checkpoint_kind(path: str | os.PathLike) -> str:
-    """Which of :data:`CHECKPOINT_KINDS` ``path`` is, detected by its files; ``FileNotFoundError`` naming what a
-    checkpoint folder must hold otherwise. A folder with any release file counts as a release folder (a missing
-    one is then reported by the release loader, naming the file and its registry key)."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"checkpoint {folder}: no such folder")
-    if (folder / "state.json").is_file():
-        return "checkpoint"
-    if (folder / "checkpoints" / "latest").is_file():
-        return "run"
-    if any((folder / name).is_file() for name in RELEASE_FILES.values()):
-        return "release"
-    raise FileNotFoundError(
-        f"checkpoint {folder}: not a checkpoint folder; expected one of: state.json (a training checkpoint or the "
-        "output of python -m dicetalk_bench.convert_release), checkpoints/latest (a training run), or the release "
-        f"files {', '.join(RELEASE_FILES.values())} (an official DICE-Talk release folder)")

@@ -1,6 +1,7 @@
 """Inference: a trained checkpoint + reference image + Whisper states + emotion prior -> video frames.
 
-Steps, as the DICE-Talk release samples (``dice_talk.py``, ``src/pipelines/pipeline_dicetalk.py``; model.md §4):
+Steps, as the DICE-Talk release samples (github.com/toto222/DICE-Talk: ``dice_talk.py``,
+``src/pipelines/pipeline_dicetalk.py``; docs/model.md, "Sampling"):
 
 1. **Frame rate.** *Release* mode (checkpoints trained with ``frame_stride`` 2, the release's ``step: 2``):
    one generated frame per two 25-fps audio frames (12.5 fps, fps id 12.5), so a 25-frame window spans 2 s; the
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from .checkpoint_kind import generator_checkpoint, is_release_folder
 from .config import get_model_config
 from .dataset import whisper_windows
 from .network import DiceTalkNetwork
@@ -95,18 +97,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", sources=Non
     checkpoint), or an official release folder (``sources``: a :class:`~.release.ReleaseSources` for the SVD-xt,
     whisper-tiny and priors it does not hold). Every check runs here, before any sampling. ``dtype``: the
     network's precision (``fp32``, ``bf16``, ``fp16``; see :func:`torch_dtype`)."""
-    kind = ckpt.checkpoint_kind(path)
-    if kind == "release":
+    folder = generator_checkpoint(path, command="sampling")  # checkpoint_kind's table decides; a run -> its latest
+    if is_release_folder(folder):
         from .release import ReleaseSources, load_release
 
-        rel = load_release(path, sources or ReleaseSources(), device)
+        rel = load_release(folder, sources or ReleaseSources(), device)
         model = LoadedModel(rel.net, rel.encoders, rel.priors, rel.records,
                             {"resolution": rel.cfg.sample_resolution, "frame_stride": rel.provenance["frame_stride"],
                              "model": rel.cfg.name}, rel.cfg.sample_resolution,
                             frame_stride=rel.provenance["frame_stride"], provenance=rel.provenance)
         _cast_network(model, dtype, device)
         return model
-    folder = ckpt.latest_checkpoint(path) if kind == "run" else Path(path)
     return load_checkpoint_for_sampling(folder, device, dtype)
 
 

@@ -36,7 +36,7 @@ from torch import nn
 
 from dicetalk_bench import weights
 
-from .checkpoint import RELEASE_FILES
+from .checkpoint_kind import RELEASE_FILES
 from .config import CONFIGS, ModelConfig
 from .priors import PRIOR_DIM, PRIOR_EMOTIONS, PriorFormatError, load_prior_dict
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dicetalk_bench.errors import SetupError
+from dicetalk_bench.weights.random_weights import random_spec_seed
 
 # the release files init_official loads (model/official.py COMPONENTS; listed here so no torch is imported)
 OFFICIAL_KEYS: tuple[str, ...] = ("dicetalk-unet", "dicetalk-pose-guider", "dicetalk-audio-linear",
@@ -59,13 +60,11 @@ def check_train_inputs(cfg: Any) -> None:
     else:
         _locate("dicetalk-priors", hint="\nOr set priors_dir in the config to a folder of <emotion>.npy priors (e.g. "
                                         "the priors/ folder written by `python -m dicetalk_bench.train_embedder`).")
-    if cfg.svd is not None and cfg.svd.startswith("random:"):
-        try:
-            int(cfg.svd.split(":", 1)[1])
-        except ValueError:
-            raise SetupError(f"svd {cfg.svd!r}: expected random:SEED with an integer SEED, "
-                             "or an SVD-xt folder") from None
-    else:
+    try:
+        svd_seed = random_spec_seed(cfg.svd, option="svd")
+    except ValueError as exc:
+        raise SetupError(f"{exc}, or an SVD-xt folder") from None
+    if svd_seed is None:
         _locate("svd-xt", cfg.svd)
     if cfg.init_official:
         for key in OFFICIAL_KEYS:

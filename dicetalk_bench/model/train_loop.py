@@ -33,8 +33,10 @@ import numpy as np
 import torch
 
 from dicetalk_bench.config import config_hash, save_config, to_dict
+from dicetalk_bench.weights.random_weights import random_spec_seed
 
 from . import checkpoint as ckpt
+from .checkpoint_kind import generator_checkpoint, is_release_folder
 from .config import ModelConfig, get_model_config
 from .dataset import WindowDataset, read_manifest, whisper_record
 from .network import DiceTalkNetwork
@@ -51,11 +53,8 @@ logger = logging.getLogger(__name__)
 def _resolve_svd(cfg: TrainConfig) -> tuple[Path, dict]:
     from dicetalk_bench import weights
 
-    if cfg.svd is not None and cfg.svd.startswith("random:"):
-        try:
-            seed = int(cfg.svd.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(f"svd={cfg.svd!r}: expected random:SEED with an integer seed") from None
+    seed = random_spec_seed(cfg.svd, option="svd")
+    if seed is not None:
         logger.warning("svd=%s: a tiny RANDOM SVD-xt (VAE, image encoder, base UNet) for smoke runs; the checkpoint "
                        "records it as uncalibrated", cfg.svd)
         target = Path(cfg.out_dir) / "svd-random"
@@ -89,11 +88,10 @@ def init_from_checkpoint(folder: str | os.PathLike, model_cfg: ModelConfig, devi
     """The network of a checkpoint folder (or a run's latest), with the weights it samples with (its EMA when it
     kept one), to start a new run from; returns it and the record of where it came from (including the
     checkpoint's Whisper record, which the training data must share)."""
-    kind = ckpt.checkpoint_kind(folder)
-    if kind == "release":
+    path = generator_checkpoint(folder, command="init_from")  # a run folder gives its latest checkpoint
+    if is_release_folder(path):
         raise ValueError(f"init_from {folder} is a release folder; convert it first with python -m "
                          f"dicetalk_bench.convert_release {folder} OUT and pass init_from: OUT")
-    path = ckpt.latest_checkpoint(folder) if kind == "run" else Path(folder)
     c = ckpt.read_checkpoint(path)
     if c.state.get("model") != model_cfg.name:
         raise ValueError(f"init_from {path} holds a {c.state.get('model')!r} model, this run trains "

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dicetalk_bench.weights.random_weights import register_random_builder
+from dicetalk_bench.weights.random_weights import RANDOM_SPEC_PREFIX, random_spec_seed, register_random_builder
 
 log = logging.getLogger(__name__)
 
@@ -172,20 +172,16 @@ def encoder_hidden_states(encoder: Any, mel: Any, keep: int) -> Any:
 def random_seed_of(spec: str | None) -> int | None:
     """The seed of a ``random:SEED`` spec, None for a folder path or the registry default (``None``).
 
-    Raises ValueError for ``random:`` followed by anything but an integer."""
-    if spec is None or not spec.startswith("random:"):
-        return None
-    try:
-        return int(spec.split(":", 1)[1])
-    except ValueError:
-        raise ValueError(f"--whisper {spec!r}: expected random:SEED with an integer seed") from None
+    Raises ValueError for ``random:`` followed by anything but an integer (:func:`~dicetalk_bench.weights.
+    random_weights.random_spec_seed`)."""
+    return random_spec_seed(spec, option="--whisper")
 
 
 def describe_spec(spec: str | None) -> str:
     """How ``spec`` is shown to a user: the registry default, a folder, or a random encoder."""
     if spec is None:
         return "whisper-tiny from the weights registry"
-    return f"random whisper-tiny encoder ({spec}, uncalibrated)" if spec.startswith("random:") else f"whisper-tiny folder {spec}"
+    return f"random whisper-tiny encoder ({spec}, uncalibrated)" if spec.startswith(RANDOM_SPEC_PREFIX) else f"whisper-tiny folder {spec}"
 
 
 def _resolve(spec: str | None, allow_unverified: bool) -> tuple[Path, dict[str, Any]]:

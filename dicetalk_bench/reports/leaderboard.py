@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from dicetalk_bench.metrics.feature_sets import stack_features
 from dicetalk_bench.metrics.intervals import DEFAULT_LEVEL, MEAN_RESAMPLES, SET_RESAMPLES, interval_for
 from dicetalk_bench.metrics.result import MetricResult
 from dicetalk_bench.reports.calibration import RowCalibration, generator_problems, row_calibration
@@ -152,10 +153,6 @@ def build_columns(runs: Sequence[Run]) -> tuple[Column, ...]:
     return tuple(Column(k, seen[k][0], seen[k][1]) for k in order)
 
 
-def _stack(feats: Mapping[str, np.ndarray]) -> np.ndarray:
-    return np.concatenate([np.asarray(feats[k], np.float64) for k in sorted(feats)], axis=0)
-
-
 def set_statistic(result: MetricResult) -> Any:
     """f(pooled generated features (N, d)) -> the metric against the stored reference features, or None.
 
@@ -167,7 +164,7 @@ def set_statistic(result: MetricResult) -> Any:
 
     if not result.features or not result.reference_features:
         return None
-    ref = _stack(result.reference_features)
+    ref = stack_features(result.reference_features, dtype=np.float64)
     if result.key in (FID, FVD):
         from dicetalk_bench.metrics.frechet import FeatureStats, frechet_distance
 

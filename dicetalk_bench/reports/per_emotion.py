@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from dicetalk_bench.metrics.feature_sets import stack_features
+
 PER_EMOTION_KEY = "per_emotion"  # key in MetricResult.extra
 
 
@@ -45,10 +47,6 @@ def frechet_of(gen: np.ndarray, ref: np.ndarray) -> float:
     return max(frechet_distance_raw(g.mean(), g.cov(ddof=1), r.mean(), r.cov(ddof=1)), 0.0)
 
 
-def _pool(feats: Mapping[str, np.ndarray], ids: list[str]) -> np.ndarray:
-    return np.concatenate([np.asarray(feats[c], np.float64) for c in sorted(ids)], axis=0)
-
-
 def per_group_frechet(features: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray],
                       group_of: Mapping[str, str], *, min_size: int, unit: str = "rows") -> dict[str, dict[str, Any]]:
     """Per group: the Fréchet distance of its generated feature rows to its reference feature rows.
@@ -71,7 +69,8 @@ def per_group_frechet(features: Mapping[str, np.ndarray], reference: Mapping[str
         if small:
             entry["reason"] = "; ".join(f"{who}n={n} {unit} < {min_size}" for who, n in small)
         else:
-            entry["value"] = frechet_of(_pool(features, gen_ids), _pool(reference, ref_ids))
+            entry["value"] = frechet_of(stack_features({c: features[c] for c in gen_ids}, dtype=np.float64),
+                                        stack_features({c: reference[c] for c in ref_ids}, dtype=np.float64))
         out[g] = entry
     return out
 

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dicetalk_bench.git_state import git_dirty
+
 PROVENANCE_VERSION = 1
 
 # Distributions whose versions change numbers (torch kernels, decoders, resizers) or the model (diffusers).
@@ -32,22 +34,6 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def git_dirty() -> bool | None:
-    """True when the toolkit's git work tree has uncommitted changes (numbers may not match the commit), None when
-    it is not a git checkout or git is unavailable. Read-only (``git status --porcelain``)."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[2]
-    if not (root / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                             capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
 def tree_sha256(path: str | Path) -> str:

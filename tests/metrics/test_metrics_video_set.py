@@ -1,4 +1,4 @@
-"""Video folders, clip ids and the pairing rule of docs/metrics.md §4."""
+"""Video folders, clip ids and the pairing rule of docs/metrics.md ("Video folders and the pairing rule")."""
 
 from __future__ import annotations
 

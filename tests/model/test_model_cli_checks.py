@@ -124,6 +124,7 @@ def sample_inputs(tmp_path):
     ("angry", "stores priors for happy, sad"),
     ("embedder", "this is an emotion-embedder run"),
     ("face-box", "expected four numbers"),
+    ("whisper", "--whisper 'random:x': expected random:SEED with an integer seed"),
 ])
 def test_sample_refuses_bad_arguments_before_the_model_loads(tmp_path, sample_inputs, case, message):
     gen = _generator_checkpoint(tmp_path)
@@ -132,6 +133,8 @@ def test_sample_refuses_bad_arguments_before_the_model_loads(tmp_path, sample_in
     args = ["--checkpoint", str(checkpoint), "--emotion", emotion, *sample_inputs]
     if case == "face-box":
         args[args.index("--face-box") + 1] = "1,2,3"
+    if case == "whisper":
+        args += ["--whisper", "random:x"]
     result, err = _sample(tmp_path, *args)
     assert result == {"code": 1, "pipeline": False, "torch": False}, err
     assert message in err and "Traceback" not in err and not (tmp_path / "out.mp4").exists()

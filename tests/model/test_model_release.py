@@ -13,7 +13,8 @@ import torch
 
 from dicetalk_bench import weights
 from dicetalk_bench.model import official
-from dicetalk_bench.model.checkpoint import RELEASE_FILES, checkpoint_kind
+from dicetalk_bench.model import checkpoint_kind as ck
+from dicetalk_bench.model.checkpoint_kind import RELEASE_FILES
 from dicetalk_bench.model.priors import PRIOR_EMOTIONS, save_priors
 from dicetalk_bench.model.release import (LABEL_UNPINNED, LABEL_USER_PIN, ReleaseFolderError, ReleaseSources,
                                           load_release)
@@ -57,17 +58,20 @@ def _sample_inputs(tmp_path: Path) -> list[str]:
             "--steps", "2", "--device", "cpu", "--emotion", "sad"]
 
 
-def test_checkpoint_kinds_are_detected_by_their_files(release, tmp_path):
-    assert checkpoint_kind(release) == "release"
-    (tmp_path / "ck").mkdir()
-    (tmp_path / "ck" / "state.json").write_text("{}")
-    assert checkpoint_kind(tmp_path / "ck") == "checkpoint"
-    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "run" / "checkpoints" / "latest").write_text("step_0000001")
-    assert checkpoint_kind(tmp_path / "run") == "run"
+def test_a_release_folder_is_its_own_kind_and_what_the_loaders_refuse_is_named(release, tmp_path):
+    from dicetalk_bench.model.pipeline import load_model
+    from dicetalk_bench.model.train_loop import init_from_checkpoint
+
+    assert ck.identify_checkpoint(release).name == ck.RELEASE_FOLDER
+    assert ck.generator_checkpoint(release, command="sample") == release
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"not a checkpoint folder.*unet\.pth"):
-        checkpoint_kind(tmp_path / "empty")
+    with pytest.raises(ck.CheckpointKindError, match="not a checkpoint this toolkit recognises; sampling needs"):
+        load_model(tmp_path / "empty")
+    embedder = tmp_path / "embedder"  # another kind of checkpoint: named, before any tensor is read
+    embedder.mkdir()
+    (embedder / "embedder.json").write_text("{}")
+    with pytest.raises(ck.CheckpointKindError, match="this is an emotion-embedder run .*; init_from needs"):
+        init_from_checkpoint(embedder, None, torch.device("cpu"))  # type: ignore[arg-type]
 
 
 def test_unet_pth_loads_over_the_svd_unet_and_provenance_is_labelled(release, sources, svd_dir):
@@ -142,7 +146,7 @@ def test_release_folder_and_its_conversion_sample_the_same_frames(release, svd_d
                                  "--allow-unverified"]) == 0
     state = json.loads((converted / "state.json").read_text())
     assert state["kind"] == "converted-release" and state["config"]["frame_stride"] == 2
-    assert state["release"]["label"] == LABEL_UNPINNED and checkpoint_kind(converted) == "checkpoint"
+    assert state["release"]["label"] == LABEL_UNPINNED and ck.identify_checkpoint(converted).name == ck.GENERATOR_CHECKPOINT
     assert main(["--checkpoint", str(converted), "--frame-rate", "native", *common,
                  "--out", str(tmp_path / "converted.mp4")]) == 0
     assert len(frames) == 2 and frames[0].shape == (25, 3, 32, 32) and frames[0].std() > 0.01
