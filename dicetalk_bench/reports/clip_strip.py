@@ -137,7 +137,11 @@ def find_video(folder: Path | None, clip_id: str) -> Path | None:
 
 
 def place_file(src: Path, dst: Path) -> None:
-    """Hard-link ``src`` at ``dst`` (replacing it), or copy it when a link is not possible (other file system)."""
+    """Hard-link ``src`` at ``dst`` (replacing it), or copy it when a link is not possible (other file system).
+
+    A symbolic link at ``src`` (evaluation folders link the processed videos) is followed first, so the site holds
+    the file itself, never a link pointing out of the site folder."""
+    src = src.resolve()
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() or dst.is_symlink():
         dst.unlink()

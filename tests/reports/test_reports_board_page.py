@@ -293,3 +293,21 @@ def test_stable_hooks_for_browser_tests(write_results):
     assert '<th data-sortable data-col="1" data-metric="psnr"' in page
     assert "prefers-color-scheme:dark" in page and 'name="viewport"' in page and 'class="scroll"' in page
     assert "http://" not in page and "https://" not in page  # nothing from the network
+
+
+def test_place_file_puts_the_file_itself_in_the_site_never_a_link(tmp_path):
+    """Evaluation folders symlink the processed videos; the site must hold the file (a link would point out of it)."""
+    from dicetalk_bench.reports.clip_strip import place_file
+
+    real = tmp_path / "processed" / "clip.mp4"
+    real.parent.mkdir()
+    real.write_bytes(b"video bytes")
+    linked = tmp_path / "eval" / "clip.mp4"
+    linked.parent.mkdir()
+    linked.symlink_to(real)
+    dst = tmp_path / "site" / "media" / "clip.mp4"
+    place_file(linked, dst)
+    assert not dst.is_symlink() and dst.read_bytes() == b"video bytes"
+    assert dst.stat().st_ino == real.stat().st_ino  # a hard link to the real file on the same file system
+    place_file(linked, dst)  # placing again replaces it
+    assert not dst.is_symlink() and dst.read_bytes() == b"video bytes"
