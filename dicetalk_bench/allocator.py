@@ -18,10 +18,13 @@ On a C library other than glibc both do nothing.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
 import platform
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +78,23 @@ def retain_freed_memory() -> bool:
             log.debug("mallopt unavailable (%s); keeping the allocator defaults", exc)
     log.debug("retain freed memory: %s", "on" if _applied else "not available")
     return _applied
+
+
+@contextlib.contextmanager
+def parent_environ_kept() -> Iterator[None]:
+    """Undo, on exit, every change made to this process's environment inside the block.
+
+    Starting a Dask ``LocalCluster`` applies ``distributed.nanny.pre-spawn-environ`` (``OMP_NUM_THREADS=1``,
+    ``MKL_NUM_THREADS=1``, the allocator settings above) to the *parent's* ``os.environ`` as the nanny spawns
+    workers. Left there, torch in the parent process (the demo chain, a notebook) would initialise later with one
+    thread, and slow every later stage; the workers, already started, keep their settings.
+    """
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        for key, value in saved.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value

@@ -57,3 +57,38 @@ def test_environ_matches_the_runtime_settings() -> None:
     assert env == {"MALLOC_MMAP_THRESHOLD_": str(allocator.MMAP_THRESHOLD_BYTES),
                    "MALLOC_TRIM_THRESHOLD_": str(allocator.TRIM_THRESHOLD_BYTES), "MALLOC_ARENA_MAX": "1"}
     assert allocator.TRIM_THRESHOLD_BYTES < 2**31 and allocator.MMAP_THRESHOLD_BYTES < 2**31  # mallopt's int
+
+
+def test_parent_environ_kept_undoes_changes_and_additions(monkeypatch):
+    from dicetalk_bench.allocator import parent_environ_kept
+
+    monkeypatch.setenv("DICETALK_BENCH_TEST_KEPT", "before")
+    monkeypatch.delenv("DICETALK_BENCH_TEST_ADDED", raising=False)
+    with parent_environ_kept():
+        os.environ["DICETALK_BENCH_TEST_KEPT"] = "changed"
+        os.environ["DICETALK_BENCH_TEST_ADDED"] = "1"
+    assert os.environ["DICETALK_BENCH_TEST_KEPT"] == "before"
+    assert "DICETALK_BENCH_TEST_ADDED" not in os.environ
+
+
+def test_a_local_cluster_leaves_the_parent_environment_as_it_was(monkeypatch):
+    """Dask's nanny writes the workers' settings (OMP_NUM_THREADS=1, allocator variables) into the parent's
+    environment; torch started later in the parent would then run on one thread."""
+    from distributed import Client
+
+    from dicetalk_bench.allocator import retained_memory_environ
+    from dicetalk_bench.preprocessing.orchestration import local_cluster
+
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "DICETALK_BENCH_WORKER", *retained_memory_environ()):
+        monkeypatch.delenv(key, raising=False)
+    before = dict(os.environ)
+    cluster = local_cluster(1)
+    try:
+        assert dict(os.environ) == before
+        with Client(cluster) as client:
+            (seen,) = client.run(lambda: {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "DICETALK_BENCH_WORKER")
+                                          }).values()
+        assert seen == {"OMP_NUM_THREADS": "1", "DICETALK_BENCH_WORKER": "1"}  # the workers do get them
+    finally:
+        cluster.close()
+    assert dict(os.environ) == before

@@ -393,15 +393,13 @@ def _local_cluster(workers: int, use_gpu: bool) -> Any:
 
     if workers < 1:
         raise SetupError(f"--workers must be >= 1 for a local cluster, got {workers}")
-    from dicetalk_bench.allocator import retained_memory_environ
+    from dicetalk_bench.allocator import parent_environ_kept, retained_memory_environ
 
     # the same worker environment as the preprocessing cluster (Dask's nanny also copies it into this process)
     spawn_env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     spawn_env.update(retained_memory_environ())
-    os.environ["DICETALK_BENCH_WORKER"] = "1"  # inherited by the worker processes: one torch thread each
-    try:
+    with parent_environ_kept():  # the workers' settings never stay in this process (torch threads here)
+        os.environ["DICETALK_BENCH_WORKER"] = "1"  # inherited by the worker processes: one torch thread each
         with dask.config.set({"distributed.worker.daemon": False, "distributed.nanny.pre-spawn-environ": spawn_env}):
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                 resources={"GPU": 1} if use_gpu else None)
-    finally:
-        os.environ.pop("DICETALK_BENCH_WORKER", None)

@@ -50,17 +50,15 @@ def local_cluster(workers: int, *, retain_freed_memory: bool = True) -> Any:
     import dask
     from distributed import LocalCluster
 
-    from dicetalk_bench.allocator import retained_memory_environ
+    from dicetalk_bench.allocator import parent_environ_kept, retained_memory_environ
 
     spawn_env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     if retain_freed_memory:
         spawn_env.update(retained_memory_environ())
-    os.environ["DICETALK_BENCH_WORKER"] = "1"  # inherited by the worker processes
-    try:
+    with parent_environ_kept():  # the workers' settings never stay in this process (torch threads here)
+        os.environ["DICETALK_BENCH_WORKER"] = "1"  # inherited by the worker processes
         with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    finally:
-        os.environ.pop("DICETALK_BENCH_WORKER", None)
 
 
 def execute(tasks: Sequence[VideoTask | AudioTask], *, workers: int = 2, scheduler: str | None = None,
