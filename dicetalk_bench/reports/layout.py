@@ -5,7 +5,7 @@ Emotional talking-head papers (e.g. DICE-Talk, arXiv:2504.18087) group their tab
 identity (CSIM), and print each metric with a fixed number of decimals. :class:`PageLayout` holds both: the order of
 the groups (configurable, ``evaluate leaderboard --column-groups``) and one table of decimals per metric, used by the
 HTML page and the LaTeX table alike. A metric in no group goes to a trailing "Other" group; a metric without an
-entry in the decimals table is printed with 4 significant digits (:func:`dicetalk_bench.reports.render.fmt`).
+entry in the decimals table is printed with 4 significant digits (:func:`fmt`).
 """
 
 from __future__ import annotations

@@ -94,3 +94,10 @@ def per_emotion_record(result: Any, emotion_of: Mapping[str, str], *,
     groups = per_group_frechet(result.features, result.reference_features, emotion_of, min_size=need, unit=unit)
     return {"min_rows": need, "unit": unit, "grouping": "emotion of the clip manifest; reference videos of the same "
                                                         "emotion", "groups": groups}
+
+
+def per_emotion_records(r: Any) -> dict[str, Mapping[str, Any]]:
+    """metric key -> the ``extra["per_emotion"]`` record stored with a row's FID/FVD at scoring time (``r``: a
+    :class:`~.leaderboard.Row`)."""
+    return {k: res.extra[PER_EMOTION_KEY] for k, res in r.results.items()
+            if isinstance(res.extra.get(PER_EMOTION_KEY), Mapping)}
