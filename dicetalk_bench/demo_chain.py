@@ -222,7 +222,7 @@ def write_portrait(processed: Path, target: Path, clip_id: str = PORTRAIT_CLIP) 
 
 def _make_extractors(folder: Path) -> None:
     from dicetalk_bench import weights
-    from dicetalk_bench.weights.__main__ import register_random_builders
+    from dicetalk_bench.random_weight_builders import register_random_builders
 
     register_random_builders()  # the builders register themselves when their owner modules are imported
     for key in RANDOM_EXTRACTORS:

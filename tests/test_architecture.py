@@ -34,7 +34,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("command lines and tools", (
         f"{PACKAGE}.evaluate", f"{PACKAGE}.sample", f"{PACKAGE}.train", f"{PACKAGE}.train_embedder",
         f"{PACKAGE}.preprocess", f"{PACKAGE}.convert_release", f"{PACKAGE}.demo_data", f"{PACKAGE}.demo",
-        f"{PACKAGE}.demo_chain",
+        f"{PACKAGE}.demo_chain", f"{PACKAGE}.random_weight_builders",
         f"{PACKAGE}.weights.__main__", f"{PACKAGE}.metrics.__main__")),
 )
 

@@ -593,7 +593,7 @@ def test_cli_make_random_and_convert_errors(env: types.SimpleNamespace, capsys: 
 def test_the_cli_entry_point_registers_a_builder_for_every_entry_with_one() -> None:
     """python -m dicetalk_bench.weights imports the owners of every builder; entries left without one are the
     files no test needs at random (the BlazeFace tflite files and the TorchScript I3D)."""
-    from dicetalk_bench.weights.__main__ import register_random_builders
+    from dicetalk_bench.random_weight_builders import register_random_builders
 
     register_random_builders()
     without = set(W.REGISTRY) - set(W.random_builder_keys())
@@ -606,7 +606,7 @@ _REAL_BUILDERS = ("syncnet", "fan-2d", "s3fd", "whisper-tiny", "rife-hdv3")
 
 def test_real_random_builders_round_trip_through_resolve(env: types.SimpleNamespace,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from dicetalk_bench.weights.__main__ import register_random_builders
+    from dicetalk_bench.random_weight_builders import register_random_builders
 
     register_random_builders()
     made = {}

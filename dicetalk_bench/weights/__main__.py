@@ -1,8 +1,8 @@
 """``python -m dicetalk_bench.weights``: the weights CLI (:mod:`.cli`), with every random-weights builder loaded.
 
-The builders live with the modules that load each file and register themselves on import; this entry point sits
-above the model, the metrics and preprocessing, so it may import them (only for ``make-random``: ``--help`` and
-``list`` stay free of torch).
+The builders live with the modules that load each file and register themselves on import
+(:mod:`dicetalk_bench.random_weight_builders` imports them, only for ``make-random``: ``--help`` and ``list`` stay
+free of torch).
 """
 
 from __future__ import annotations
@@ -10,14 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from dicetalk_bench.random_weight_builders import register_random_builders
+
 from .cli import main as _cli_main
-
-
-def register_random_builders() -> None:
-    """Import every module that registers a random-weights builder (see ``register_random_builder``)."""
-    from dicetalk_bench.metrics import emotion, hsemotion, i3d, identity, inception, pixel, syncnet  # noqa: F401
-    from dicetalk_bench.model import official, rife, svd  # noqa: F401
-    from dicetalk_bench.preprocessing import landmarks, whisper  # noqa: F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:
